@@ -1,0 +1,89 @@
+package core
+
+// Messages the coordinator, relays and nodes exchange over libp2p, each as
+// one length-prefixed JSON frame (see package p2p). Field names are the
+// wire format: change them only with a new protocol version.
+
+// Protocol IDs.
+const (
+	ProtoEnroll = "/relaymesh/enroll/1.0.0" // node → coordinator
+	ProtoSync   = "/relaymesh/sync/1.0.0"   // node → coordinator (or relay): heartbeat + order catch-up
+	ProtoOrders = "/relaymesh/orders/1.0.0" // coordinator or relay → node: push
+	ProtoStatus = "/relaymesh/status/1.0.0" // node or relay → coordinator (or relay)
+)
+
+// NodeInfo is what a node tells about itself when it enrolls and syncs.
+type NodeInfo struct {
+	Hostname   string   `json:"hostname"`
+	OS         string   `json:"os"`
+	Arch       string   `json:"arch"`
+	Version    string   `json:"version"`
+	Addrs      []string `json:"addrs"`                 // libp2p multiaddrs
+	GossipAddr string   `json:"gossip_addr,omitempty"` // memberlist host:port
+	Relay      bool     `json:"relay,omitempty"`       // currently elected relay of its site
+}
+
+// EnrollRequest presents a join token.
+type EnrollRequest struct {
+	Token string   `json:"token"`
+	Info  NodeInfo `json:"info"`
+}
+
+// Member is a site member a node can join or fetch from.
+type Member struct {
+	NodeID     string   `json:"node"`
+	Addrs      []string `json:"addrs"`
+	GossipAddr string   `json:"gossip_addr,omitempty"`
+}
+
+// EnrollResponse gives an enrolled node what it needs to take part.
+type EnrollResponse struct {
+	NodeID      string   `json:"node"`
+	Site        string   `json:"site"`
+	Tags        []string `json:"tags,omitempty"`
+	OrderKeys   []string `json:"order_keys"`  // PEM public keys to pin
+	GossipKeys  [][]byte `json:"gossip_keys"` // memberlist keyring, primary first
+	Coordinator string   `json:"coordinator"` // the coordinator's peer ID
+	SiteMembers []Member `json:"site_members,omitempty"`
+}
+
+// SyncRequest is a node's heartbeat and catch-up request: it asks for the
+// orders addressed to it with a sequence above AfterSeq.
+type SyncRequest struct {
+	AfterSeq uint64   `json:"after_seq"`
+	Info     NodeInfo `json:"info"`
+}
+
+// SyncResponse returns pending orders, in sequence order, and the site view.
+type SyncResponse struct {
+	Orders      []*Envelope `json:"orders,omitempty"`
+	SiteMembers []Member    `json:"site_members,omitempty"`
+}
+
+// OrdersPush delivers signed orders; nodes verify each themselves.
+type OrdersPush struct {
+	Orders []*Envelope `json:"orders"`
+}
+
+// OrdersAck acknowledges a push.
+type OrdersAck struct {
+	Accepted int `json:"accepted"`
+}
+
+// StatusBatch carries node-signed status reports upward.
+type StatusBatch struct {
+	Reports []*Envelope `json:"reports"`
+}
+
+// Per-report outcomes in a StatusAck.
+const (
+	AckApplied   = "applied"
+	AckDuplicate = "duplicate"
+	AckRejected  = "rejected" // permanent: do not resend
+)
+
+// StatusAck answers a StatusBatch report by report.
+type StatusAck struct {
+	Results []string `json:"results"`
+	Errors  []string `json:"errors,omitempty"`
+}
