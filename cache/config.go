@@ -1,0 +1,51 @@
+package cache
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures the badger cache.
+type Config struct {
+	// Dir holds the badger files. Required unless InMemory.
+	Dir string
+	// QuotaBytes caps the stored fragment bytes; 0 means unlimited.
+	QuotaBytes int64
+	// GCInterval is how often the value log is garbage collected in the
+	// background; 0 disables the background run (GC can still be called).
+	GCInterval time.Duration
+	// Logger receives badger's warnings and errors and the cache's own
+	// messages. Nil discards them.
+	Logger *slog.Logger
+	// InMemory keeps everything in memory (nothing durable); for tests.
+	// Badger then refuses values over 1 MiB: use NewMemory for fragments.
+	InMemory bool
+}
+
+// DefaultConfig returns the node's cache configuration rooted at dir.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:        dir,
+		GCInterval: 10 * time.Minute,
+		Logger:     slog.New(slog.DiscardHandler),
+	}
+}
+
+// TestConfig returns an in-memory configuration with no background GC.
+func TestConfig(quota int64) Config {
+	return Config{QuotaBytes: quota, InMemory: true, Logger: slog.New(slog.DiscardHandler)}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "" && !c.InMemory:
+		return fmt.Errorf("%w: Dir is empty: set a directory or InMemory", ErrBadConfig)
+	case c.QuotaBytes < 0:
+		return fmt.Errorf("%w: QuotaBytes %d: must be >= 0 (0 = unlimited)", ErrBadConfig, c.QuotaBytes)
+	case c.GCInterval < 0:
+		return fmt.Errorf("%w: GCInterval %s: must be >= 0 (0 = no background GC)", ErrBadConfig, c.GCInterval)
+	}
+	return nil
+}

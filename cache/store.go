@@ -1,0 +1,78 @@
+package cache
+
+import (
+	"io"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Store holds fragments by CID. Implementations are safe for concurrent use.
+// Every method that takes a CID refuses CIDs core.CheckCID refuses, with an
+// error wrapping core.ErrBadCID.
+type Store interface {
+	// Put verifies data against c and stores it. Bytes that do not match
+	// return an error wrapping core.ErrDigestMismatch and nothing is stored.
+	// Putting a CID already stored only refreshes its LRU position.
+	// If the quota cannot be met without evicting pinned fragments it
+	// returns ErrQuotaExceeded and changes nothing.
+	Put(c cid.Cid, data []byte) error
+	// Get returns a copy of the fragment, or ErrNotFound.
+	Get(c cid.Cid) ([]byte, error)
+	// Has reports whether the fragment is stored.
+	Has(c cid.Cid) (bool, error)
+	// Open returns a reader over the fragment and its size, or ErrNotFound.
+	Open(c cid.Cid) (io.ReadCloser, int64, error)
+	// Delete removes the fragment, pinned or not. Deleting an absent
+	// fragment is not an error. Pins on c stay in place.
+	Delete(c cid.Cid) error
+
+	// Pin protects cids from eviction on behalf of owner (a deployment or
+	// order ID), durably. CIDs not stored yet are protected once they arrive.
+	Pin(owner string, cids ...cid.Cid) error
+	// Unpin drops every pin owner holds. A fragment stays pinned while any
+	// other owner pins it. Unpinning an unknown owner is not an error.
+	Unpin(owner string) error
+
+	// Usage returns the stored fragment bytes and the quota (0 = unlimited).
+	Usage() (used, quota int64)
+	// List calls fn for every stored fragment, in no particular order,
+	// and stops at the first error fn returns, returning it.
+	List(fn func(c cid.Cid, size int64) error) error
+	Close() error
+}
+
+// KV is a small durable key-value area. Store and KV both have Get and
+// Delete with different argument types, so one type cannot be both: a
+// cache hands out its KV through a KV() method, sharing the same database
+// (and, for badger, a separate key prefix). A write has reached stable storage
+// when the call returns.
+type KV interface {
+	// Get returns a copy of the value under key, or ErrNotFound.
+	Get(key string) ([]byte, error)
+	Set(key string, val []byte) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(key string) error
+	// Scan calls fn for every key with prefix, in byte-wise key order, and
+	// stops at the first error fn returns, returning it. fn may call the
+	// KV's methods.
+	Scan(prefix string, fn func(key string, val []byte) error) error
+	// Update runs fn in a transaction: its writes become visible and
+	// durable together if fn returns nil, and are dropped otherwise (fn's
+	// error is returned). fn must use only tx, not the KV itself.
+	Update(fn func(tx KVTx) error) error
+}
+
+// KVTx is the view of a KV inside Update. Get sees the transaction's own
+// writes.
+type KVTx interface {
+	Get(key string) ([]byte, error)
+	Set(key string, val []byte) error
+	Delete(key string) error
+}
+
+var (
+	_ Store = (*Badger)(nil)
+	_ KV    = (*badgerKV)(nil)
+	_ Store = (*Memory)(nil)
+	_ KV    = (*memoryKV)(nil)
+)
