@@ -1,0 +1,198 @@
+package site
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+)
+
+// Score weights. Everything is integer arithmetic so that every member, on
+// any CPU, computes bit-identical scores from the same view.
+const (
+	maxScoreBps   = 1 << 40      // bandwidth is capped here so the product cannot overflow
+	cacheFullGiB  = 100          // this much free cache doubles the score
+	uptimeFullSec = 24 * 60 * 60 // this much relative uptime gives ×1.5
+	gib           = 1 << 30
+	weightUnit    = 1000               // weights are in permille
+	maxUptimeW    = 3 * weightUnit / 2 // weight at full uptime
+)
+
+// Score is a member's relay fitness in the view members (the same slice
+// Rank or Elect gets):
+//
+//	bw      = MeasuredBps if known (> 0), else min(UpBps, DownBps); capped at 2^40
+//	cacheW  = 1000 + 1000 × min(FreeCacheBytes / 1 GiB, 100) / 100      ∈ [1000, 2000]
+//	uptime  = (latest StartedAt among members) − StartedAt, in seconds, ≥ 0
+//	uptimeW = 1000 + 500 × min(uptime, 24 h) / 24 h                       ∈ [1000, 1500]
+//	score   = bw × cacheW × uptimeW
+//
+// Uptime is measured against the youngest member of the view rather than the
+// wall clock, so that members whose clocks or evaluation times differ still
+// compute the same score.
+func Score(m Meta, members []Meta) uint64 {
+	return score(m, youngest(members))
+}
+
+func youngest(members []Meta) int64 {
+	var y int64
+	for i, m := range members {
+		if i == 0 || m.StartedAt > y {
+			y = m.StartedAt
+		}
+	}
+	return y
+}
+
+func score(m Meta, youngest int64) uint64 {
+	bw := m.MeasuredBps
+	if bw == 0 {
+		bw = min(m.UpBps, m.DownBps)
+	}
+	bw = min(bw, maxScoreBps)
+	cacheW := uint64(weightUnit) + uint64(weightUnit)*min(m.FreeCacheBytes/gib, cacheFullGiB)/cacheFullGiB
+	var up uint64
+	if youngest > m.StartedAt {
+		up = min(uint64(youngest-m.StartedAt), uptimeFullSec)
+	}
+	uptimeW := uint64(weightUnit) + (maxUptimeW-weightUnit)*up/uptimeFullSec
+	return bw * cacheW * uptimeW
+}
+
+type scored struct {
+	Meta
+	score uint64
+}
+
+// rank sorts members best first and drops duplicate node IDs (the better
+// ranked entry wins).
+func rank(members []Meta) []scored {
+	y := youngest(members)
+	out := make([]scored, 0, len(members))
+	for _, m := range members {
+		out = append(out, scored{Meta: m, score: score(m, y)})
+	}
+	slices.SortFunc(out, func(a, b scored) int {
+		if a.RelayEligible != b.RelayEligible {
+			if a.RelayEligible {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.NodeID, b.NodeID)
+	})
+	seen := make(map[string]bool, len(out))
+	return slices.DeleteFunc(out, func(s scored) bool {
+		dup := seen[s.NodeID]
+		seen[s.NodeID] = true
+		return dup
+	})
+}
+
+// Rank returns members in the order every member of the site computes the
+// same: relay-eligible first, then by Score descending, then by NodeID
+// ascending. A node ID listed twice is kept once, at its better rank.
+func Rank(members []Meta) []Meta {
+	r := rank(members)
+	out := make([]Meta, len(r))
+	for i, s := range r {
+		out[i] = s.Meta
+	}
+	return out
+}
+
+// Elect returns the node IDs of the n relays of a site, sorted ascending.
+//
+// Only relay-eligible members can be elected; if none is eligible the site
+// has no relay (nil), and its nodes fetch from upstream themselves.
+// Incumbents that are still members and eligible are kept (the best n of
+// them) unless clearly beaten: the worst kept incumbent is replaced by the
+// best challenger while the challenger scores strictly more and at least
+// hysteresis × the incumbent's score. Free seats are filled from the
+// ranking first, so an incumbent only competes with members that would not
+// get a seat anyway.
+// The result depends only on the sets members and incumbents, not on order.
+func Elect(members []Meta, incumbents []string, n int, hysteresis float64) []string {
+	if n <= 0 {
+		return nil
+	}
+	ranked := rank(members)
+	isInc := make(map[string]bool, len(incumbents))
+	for _, id := range incumbents {
+		isInc[id] = true
+	}
+	// kept and challengers hold indexes into ranked, so ascending = best
+	// first.
+	var kept, challengers []int
+	for i, s := range ranked {
+		if !s.RelayEligible {
+			break // eligible ones come first
+		}
+		if isInc[s.NodeID] && len(kept) < n {
+			kept = append(kept, i)
+		} else {
+			challengers = append(challengers, i)
+		}
+	}
+	// Free seats go to the best challengers.
+	free := min(n-len(kept), len(challengers))
+	kept = append(kept, challengers[:free]...)
+	challengers = challengers[free:]
+	slices.Sort(kept)
+	// Then the worst seated member is replaced while clearly beaten by the
+	// best challenger left.
+	for len(kept) > 0 && len(challengers) > 0 {
+		w, c := ranked[kept[len(kept)-1]].score, ranked[challengers[0]].score
+		if !(c > w && float64(c) >= hysteresis*float64(w)) {
+			break
+		}
+		kept[len(kept)-1] = challengers[0]
+		challengers = challengers[1:]
+		slices.Sort(kept)
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	ids := make([]string, len(kept))
+	for i, k := range kept {
+		ids[i] = ranked[k].NodeID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// RelayCount is how many relays a site of liveMembers elects: one up to
+// threshold members, ceil(liveMembers/threshold) above, at most maxRelays.
+// No members, no relay. threshold or maxRelays below 1 count as 1.
+func RelayCount(liveMembers, threshold, maxRelays int) int {
+	if liveMembers <= 0 {
+		return 0
+	}
+	threshold = max(threshold, 1)
+	maxRelays = max(maxRelays, 1)
+	return min((liveMembers+threshold-1)/threshold, maxRelays)
+}
+
+// Assign picks the relay responsible for fragmentKey by rendezvous (highest
+// random weight) hashing: weight = first 8 bytes of sha256(key ‖ 0 ‖ relay),
+// highest wins, ties to the smaller relay ID. Adding or removing a relay only
+// moves the keys that relay wins or held. No relays, "".
+func Assign(fragmentKey string, relays []string) string {
+	best, bestW := -1, uint64(0)
+	buf := make([]byte, 0, len(fragmentKey)+1+64)
+	for i, r := range relays {
+		buf = append(append(append(buf[:0], fragmentKey...), 0), r...)
+		sum := sha256.Sum256(buf)
+		w := binary.BigEndian.Uint64(sum[:8])
+		if best < 0 || w > bestW || w == bestW && r < relays[best] {
+			best, bestW = i, w
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return relays[best]
+}

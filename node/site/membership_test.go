@@ -1,0 +1,284 @@
+package site
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testLogger sends logs to t.Log until the test ends; memberlist goroutines
+// may still log a line while shutting down.
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	w := &testWriter{t: t}
+	t.Cleanup(w.close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+type received struct{ from, msg string }
+
+type testNode struct {
+	id   string
+	m    *Membership
+	meta atomic.Pointer[Meta]
+	msgs chan received
+}
+
+func newKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func peerID(i int) string { return fmt.Sprintf("12D3KooWTestNode%02d", i) }
+
+// startNode joins a node with bandwidth bps to seeds.
+func startNode(t *testing.T, id, site string, key []byte, bps uint64, seeds ...string) *testNode {
+	t.Helper()
+	n := &testNode{id: id, msgs: make(chan received, 16)}
+	n.meta.Store(&Meta{
+		NodeID: id, Site: site, P2PAddr: "/ip4/127.0.0.1/tcp/4001",
+		UpBps: bps, DownBps: bps, RelayEligible: true, StartedAt: 1_760_000_000, Version: "test",
+	})
+	cfg := DefaultTestConfig()
+	cfg.Name = id
+	cfg.Keyring = [][]byte{key}
+	cfg.Logger = testLogger(t).With("test_node", id)
+	cfg.Meta = func() Meta { return *n.meta.Load() }
+	cfg.OnMessage = func(from string, msg []byte) {
+		n.msgs <- received{from, string(msg)}
+	}
+	m, err := Join(cfg, seeds)
+	if err != nil {
+		t.Fatalf("join %s: %v", id, err)
+	}
+	n.m = m
+	t.Cleanup(func() {
+		if err := m.Shutdown(); err != nil {
+			t.Errorf("shutdown %s: %v", id, err)
+		}
+	})
+	return n
+}
+
+func (n *testNode) setMeta(t *testing.T, f func(*Meta)) {
+	t.Helper()
+	m := *n.meta.Load()
+	f(&m)
+	n.meta.Store(&m)
+	if err := n.m.UpdateMeta(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *testNode) receive(t *testing.T) received {
+	t.Helper()
+	select {
+	case r := <-n.msgs:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: no message", n.id)
+		return received{}
+	}
+}
+
+// agree reports whether every node sees want live members and computes the
+// relay set relays.
+func agree(nodes []*testNode, want int, relays ...string) bool {
+	for _, n := range nodes {
+		if len(n.m.Members()) != want || !slices.Equal(n.m.Relays(), relays) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSiteCluster(t *testing.T) {
+	key := newKey(t)
+	var nodes []*testNode
+	for i := range 5 {
+		var seeds []string
+		if i > 0 {
+			seeds = []string{nodes[0].m.LocalAddr()}
+		}
+		// Node i declares (i+1)×10 MB/s: node 4 is the best.
+		nodes = append(nodes, startNode(t, peerID(i), "plant-1", key, uint64(i+1)*10_000_000, seeds...))
+	}
+	waitFor(t, "5 members agreeing on relay 4", func() bool { return agree(nodes, 5, peerID(4)) })
+	waitFor(t, "relay 4's claim gossiped", func() bool {
+		for _, mb := range nodes[0].m.Members() {
+			if mb.Meta.NodeID == peerID(4) {
+				return mb.Meta.RelayClaim
+			}
+		}
+		return false
+	})
+	if !nodes[4].m.IsRelay() || nodes[0].m.IsRelay() {
+		t.Fatal("IsRelay disagrees with Relays")
+	}
+
+	t.Run("broadcast reaches all others", func(t *testing.T) {
+		small := "order-small"
+		large := string(bytes.Repeat([]byte{'L'}, 200_000)) // TCP only
+		for _, msg := range []string{small, large} {
+			if err := nodes[1].m.Broadcast([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range nodes {
+				if i == 1 {
+					continue
+				}
+				if r := n.receive(t); r.from != peerID(1) || r.msg != msg {
+					t.Fatalf("%s got %q from %s", n.id, r.msg[:min(20, len(r.msg))], r.from)
+				}
+			}
+		}
+		// Delivered once: gossip copies of the small one are deduplicated.
+		if err := nodes[2].m.SendTo(peerID(3), []byte("direct")); err != nil {
+			t.Fatal(err)
+		}
+		if r := nodes[3].receive(t); r.msg != "direct" || r.from != peerID(2) {
+			t.Fatalf("node 3 got %q from %s, want the direct message", r.msg, r.from)
+		}
+		if err := nodes[0].m.SendTo("nobody", nil); !errors.Is(err, ErrUnknownNode) {
+			t.Fatalf("SendTo unknown: %v", err)
+		}
+		if err := nodes[0].m.Broadcast(make([]byte, DefaultMaxMessageSize+1)); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("Broadcast too large: %v", err)
+		}
+	})
+
+	t.Run("meta update propagates, small gain keeps the relay", func(t *testing.T) {
+		nodes[3].setMeta(t, func(m *Meta) { m.MeasuredBps = 60_000_000 }) // 1.2× node 4
+		waitFor(t, "node 3's new meta everywhere", func() bool {
+			for _, n := range nodes {
+				i := slices.IndexFunc(n.m.Members(), func(mb Member) bool { return mb.Meta.NodeID == peerID(3) })
+				if i < 0 || n.m.Members()[i].Meta.MeasuredBps != 60_000_000 {
+					return false
+				}
+			}
+			return true
+		})
+		if !agree(nodes, 5, peerID(4)) {
+			t.Fatalf("relay moved on a small gain: %v", nodes[0].m.Relays())
+		}
+	})
+
+	t.Run("relay crash elects the next", func(t *testing.T) {
+		if err := nodes[4].m.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		nodes = nodes[:4]
+		waitFor(t, "4 members agreeing on relay 3", func() bool { return agree(nodes, 4, peerID(3)) })
+	})
+
+	t.Run("much better challenger takes over", func(t *testing.T) {
+		nodes[1].setMeta(t, func(m *Meta) { m.MeasuredBps = 1_000_000_000 })
+		waitFor(t, "relay 1", func() bool { return agree(nodes, 4, peerID(1)) })
+	})
+
+	t.Run("wrong keyring cannot join", func(t *testing.T) {
+		bad := startNode(t, peerID(9), "plant-1", newKey(t), 1e9, nodes[0].m.LocalAddr())
+		if n, err := bad.m.Rejoin([]string{nodes[0].m.LocalAddr()}); !errors.Is(err, ErrNoSeedReached) {
+			t.Fatalf("Rejoin with wrong key: %d, %v", n, err)
+		}
+		if got := len(bad.m.Members()); got != 1 {
+			t.Fatalf("outsider sees %d members", got)
+		}
+		if !agree(nodes, 4, peerID(1)) {
+			t.Fatal("outsider changed the site")
+		}
+	})
+
+	t.Run("member of another site is skipped", func(t *testing.T) {
+		other := startNode(t, peerID(8), "plant-2", key, 1e9, nodes[0].m.LocalAddr())
+		waitFor(t, "skipped member counted", func() bool {
+			nodes[0].m.Members()
+			return nodes[0].m.Stats().SkippedMembers == 1
+		})
+		if !agree(nodes, 4, peerID(1)) {
+			t.Fatal("foreign member changed the site")
+		}
+		if err := other.m.Leave(time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestJoinAlone(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 1: the join fails, the node works alone.
+	n := startNode(t, peerID(0), "s", newKey(t), 10, "127.0.0.1:1")
+	if got := n.m.Relays(); !slices.Equal(got, []string{peerID(0)}) {
+		t.Fatalf("alone: relays %v", got)
+	}
+	if _, err := n.m.Rejoin([]string{"127.0.0.1:1"}); !errors.Is(err, ErrNoSeedReached) {
+		t.Fatalf("Rejoin: %v", err)
+	}
+	n.setMeta(t, func(m *Meta) { m.RelayEligible = false })
+	if got := n.m.Relays(); got != nil {
+		t.Fatalf("no eligible member: relays %v, want none", got)
+	}
+}
+
+func TestJoinRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	c := validConfig()
+	c.Meta = func() Meta { return Meta{NodeID: "other", Site: "s"} }
+	if _, err := Join(c, nil); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("NodeID mismatch: %v", err)
+	}
+	c = validConfig()
+	c.Keyring = nil
+	if _, err := Join(c, nil); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("no keyring: %v", err)
+	}
+}

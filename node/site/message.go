@@ -1,0 +1,209 @@
+package site
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// A message frame: kind byte, 8-byte message ID, uvarint length of the
+// sender's node ID, the node ID, then the opaque payload.
+const (
+	kindDirect    = 1
+	kindBroadcast = 2
+	frameMaxHead  = 1 + 8 + binary.MaxVarintLen64 + maxNodeIDLen
+	maxQueued     = 256 // gossip broadcasts kept queued at most
+)
+
+type inbound struct {
+	from string
+	msg  []byte
+}
+
+func (m *Membership) frame(kind byte, msg []byte) ([]byte, uint64) {
+	id := rand.Uint64()
+	b := make([]byte, 0, frameMaxHead+len(msg))
+	b = append(b, kind)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = appendString(b, m.cfg.Name)
+	return append(b, msg...), id
+}
+
+func parseFrame(b []byte) (kind byte, id uint64, from string, msg []byte, err error) {
+	if len(b) < 10 || (b[0] != kindDirect && b[0] != kindBroadcast) {
+		return 0, 0, "", nil, errors.New("bad header")
+	}
+	kind, id = b[0], binary.BigEndian.Uint64(b[1:9])
+	n, k := binary.Uvarint(b[9:])
+	if k <= 0 || n == 0 || n > maxNodeIDLen || n > uint64(len(b)-9-k) {
+		return 0, 0, "", nil, errors.New("bad sender")
+	}
+	rest := b[9+k:]
+	return kind, id, string(rest[:n]), rest[n:], nil
+}
+
+// SendTo sends msg to one member over memberlist's reliable (TCP) channel.
+func (m *Membership) SendTo(nodeID string, msg []byte) error {
+	if m.closed.Load() {
+		return ErrShutdown
+	}
+	if len(msg) > m.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), m.cfg.MaxMessageSize)
+	}
+	n, ok := m.peer(nodeID)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownNode, nodeID)
+	}
+	f, _ := m.frame(kindDirect, msg)
+	if err := m.ml.Load().SendReliable(n, f); err != nil {
+		return fmt.Errorf("site: send to %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+// Broadcast sends msg to every other live member: over TCP (SendReliable) to
+// each member in this node's view, and, when it fits a gossip packet, also by
+// epidemic gossip (a TransmitLimitedQueue; receivers pass it on), which
+// reaches members this node does not see yet. Receivers deliver each message
+// once. The error lists the members the TCP send failed for.
+func (m *Membership) Broadcast(msg []byte) error {
+	if m.closed.Load() {
+		return ErrShutdown
+	}
+	if len(msg) > m.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), m.cfg.MaxMessageSize)
+	}
+	f, id := m.frame(kindBroadcast, msg)
+	m.seen.add(m.cfg.Name, id)
+	if len(f) <= m.gossipMax {
+		m.queue.QueueBroadcast(gossip(f))
+		m.queue.Prune(maxQueued)
+	}
+	ml := m.ml.Load()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+	)
+	for _, n := range m.livePeers() {
+		if n.Name == m.cfg.Name {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := ml.SendReliable(n, f); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("site: broadcast: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// receive handles a user message from memberlist (gossip or TCP). b belongs
+// to memberlist: copy what is kept.
+func (m *Membership) receive(b []byte) {
+	if m.cfg.OnMessage == nil {
+		return
+	}
+	if len(b) > frameMaxHead+m.cfg.MaxMessageSize {
+		m.drop("too large", len(b))
+		return
+	}
+	kind, id, from, msg, err := parseFrame(b)
+	if err != nil {
+		m.drop(err.Error(), len(b))
+		return
+	}
+	if len(msg) > m.cfg.MaxMessageSize {
+		m.drop("too large", len(b))
+		return
+	}
+	if kind == kindBroadcast {
+		if !m.seen.add(from, id) {
+			return
+		}
+		if len(b) <= m.gossipMax {
+			m.queue.QueueBroadcast(gossip(append([]byte(nil), b...)))
+			m.queue.Prune(maxQueued)
+		}
+	}
+	select {
+	case m.inbox <- inbound{from: from, msg: append([]byte(nil), msg...)}:
+	default:
+		m.drop("OnMessage queue full", len(b))
+	}
+}
+
+func (m *Membership) drop(why string, size int) {
+	m.dropped.Add(1)
+	m.log.Debug("message dropped", "why", why, "bytes", size)
+}
+
+// deliver calls OnMessage for queued messages, one at a time.
+func (m *Membership) deliver() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case in := <-m.inbox:
+			m.cfg.OnMessage(in.from, in.msg)
+		}
+	}
+}
+
+// gossip is a queued broadcast frame.
+type gossip []byte
+
+var _ memberlist.Broadcast = gossip(nil)
+
+func (g gossip) Invalidates(memberlist.Broadcast) bool { return false }
+func (g gossip) Message() []byte                       { return g }
+func (g gossip) Finished()                             {}
+
+// seenSet remembers the last size broadcast IDs, to deliver each once.
+type seenSet struct {
+	mu   sync.Mutex
+	keys map[seenKey]struct{}
+	ring []seenKey
+	next int
+}
+
+type seenKey struct {
+	from string
+	id   uint64
+}
+
+func newSeenSet(size int) seenSet {
+	return seenSet{keys: make(map[seenKey]struct{}, size), ring: make([]seenKey, size)}
+}
+
+// add records (from, id) and reports whether it is new.
+func (s *seenSet) add(from string, id uint64) bool {
+	k := seenKey{from, id}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[k]; ok {
+		return false
+	}
+	if old := s.ring[s.next]; old != (seenKey{}) {
+		delete(s.keys, old)
+	}
+	s.ring[s.next] = k
+	s.next = (s.next + 1) % len(s.ring)
+	s.keys[k] = struct{}{}
+	return true
+}
