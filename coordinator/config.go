@@ -1,0 +1,145 @@
+package coordinator
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"gopkg.in/yaml.v3"
+)
+
+// Files in the coordinator's directory.
+const (
+	FileIdentity   = "identity.key" // libp2p identity
+	FileOrderKey   = "order.key"    // ed25519 order-signing key
+	FileOrderPub   = "order.pub"
+	FileAdminToken = "admin.token"
+	FileGossipKey  = "gossip.key" // fleet memberlist keyring
+	FileConfig     = "config.yaml"
+	FileAdminAddr  = "admin.addr" // written by serve: the admin API's URL
+	FileP2PAddrs   = "p2p.addrs"  // written by serve: libp2p multiaddrs with /p2p/
+	DirState       = "state"
+)
+
+// Config holds every tunable of the coordinator.
+type Config struct {
+	Dir string `yaml:"-"`
+	// Listen are the libp2p listen multiaddrs.
+	Listen []string `yaml:"listen"`
+	// AdminAddr is the admin HTTP API's host:port; loopback by default.
+	AdminAddr string `yaml:"admin_addr"`
+	// TLSCert and TLSKey, when both set, serve the admin API over TLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// MaxUploadBps caps fragment upload to all peers, bytes/s (0 = no cap).
+	MaxUploadBps int64 `yaml:"max_upload_bps"`
+	// NoFeedback is how long a working node may stay silent before its row
+	// shows ERR_TIMEOUT "no feedback" (LanGuard's 600 s).
+	NoFeedback time.Duration `yaml:"no_feedback"`
+	// SweepInterval is how often the no-feedback timers are checked.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// OnlineWindow: a node seen within it counts as alive.
+	OnlineWindow time.Duration `yaml:"online_window"`
+	// PushConcurrency bounds concurrent order pushes.
+	PushConcurrency int `yaml:"push_concurrency"`
+	// PushTimeout bounds one push to one node.
+	PushTimeout time.Duration `yaml:"push_timeout"`
+
+	Logger *slog.Logger     `yaml:"-"`
+	Now    func() time.Time `yaml:"-"`
+}
+
+// DefaultConfig is the configuration of a production coordinator.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:             dir,
+		Listen:          []string{"/ip4/0.0.0.0/tcp/7471"},
+		AdminAddr:       "127.0.0.1:7480",
+		NoFeedback:      600 * time.Second,
+		SweepInterval:   10 * time.Second,
+		OnlineWindow:    3 * time.Minute,
+		PushConcurrency: 32,
+		PushTimeout:     10 * time.Second,
+	}
+}
+
+// TestConfig is a coordinator on loopback with random ports and fast timers.
+func TestConfig(dir string) Config {
+	c := DefaultConfig(dir)
+	c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	c.AdminAddr = "127.0.0.1:0"
+	c.SweepInterval = 100 * time.Millisecond
+	c.PushTimeout = 5 * time.Second
+	return c
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, a...))
+	}
+	if c.Dir == "" {
+		return bad("dir is empty")
+	}
+	if len(c.Listen) == 0 {
+		return bad("listen: give at least one multiaddr")
+	}
+	for _, l := range c.Listen {
+		if _, err := ma.NewMultiaddr(l); err != nil {
+			return bad("listen %q: %v", l, err)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+		return bad("admin_addr %q: %v", c.AdminAddr, err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return bad("tls_cert and tls_key: give both or neither")
+	}
+	if c.MaxUploadBps < 0 {
+		return bad("max_upload_bps %d: must be >= 0", c.MaxUploadBps)
+	}
+	if c.NoFeedback <= 0 {
+		return bad("no_feedback %s: must be positive", c.NoFeedback)
+	}
+	if c.SweepInterval <= 0 {
+		return bad("sweep_interval %s: must be positive", c.SweepInterval)
+	}
+	if c.OnlineWindow <= 0 {
+		return bad("online_window %s: must be positive", c.OnlineWindow)
+	}
+	if c.PushConcurrency <= 0 {
+		return bad("push_concurrency %d: must be positive", c.PushConcurrency)
+	}
+	if c.PushTimeout <= 0 {
+		return bad("push_timeout %s: must be positive", c.PushTimeout)
+	}
+	return nil
+}
+
+// LoadConfig reads DIR/config.yaml over the defaults.
+func LoadConfig(dir string) (Config, error) {
+	c := DefaultConfig(dir)
+	b, err := os.ReadFile(filepath.Join(dir, FileConfig))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, FileOrderKey)); err != nil {
+			return c, fmt.Errorf("%w: %s: run 'relaymesh coordinator init --dir %s' first", ErrNotInitialised, dir, dir)
+		}
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, errEOF) {
+		return c, fmt.Errorf("%w: %s: %w", ErrBadConfig, filepath.Join(dir, FileConfig), err)
+	}
+	c.Dir = dir
+	return c, c.Validate()
+}

@@ -1,0 +1,156 @@
+package coordinator
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+const maxAckBytes = 1 << 20
+
+// pushLocked queues nodes to be sent their pending orders. A node that
+// cannot be reached gets them on its next sync.
+func (c *Coordinator) pushLocked(nodes []string) {
+	if c.pushq == nil {
+		return
+	}
+	for _, n := range nodes {
+		c.pushMu.Lock()
+		if c.pushing[n] {
+			c.pushMu.Unlock()
+			continue
+		}
+		c.pushing[n] = true
+		c.pushMu.Unlock()
+		select {
+		case c.pushq <- n:
+		default:
+			c.pushMu.Lock()
+			delete(c.pushing, n)
+			c.pushMu.Unlock()
+		}
+	}
+}
+
+func (c *Coordinator) pushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case node := <-c.pushq:
+			c.pushMu.Lock()
+			delete(c.pushing, node)
+			c.pushMu.Unlock()
+			c.pushTo(ctx, node)
+		}
+	}
+}
+
+// pushTo sends a node every order it has not reported on yet.
+func (c *Coordinator) pushTo(ctx context.Context, node string) {
+	c.st.mu.RLock()
+	n := c.st.nodes[node]
+	var orders []*core.Envelope
+	var addrs []string
+	if n != nil {
+		addrs = n.Addrs
+		orders = c.ordersForLocked(node, 0, true)
+	}
+	c.st.mu.RUnlock()
+	if n == nil || len(orders) == 0 {
+		return
+	}
+	pid, err := peer.Decode(node)
+	if err != nil {
+		return
+	}
+	info := peer.AddrInfo{ID: pid}
+	for _, a := range addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			info.Addrs = append(info.Addrs, m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PushTimeout)
+	defer cancel()
+	if err := c.host.Connect(ctx, info); err != nil {
+		c.log.Debug("push: node unreachable, it will catch up on sync", "node", node, "err", err)
+		return
+	}
+	if _, err := p2p.Call[core.OrdersPush, core.OrdersAck](ctx, c.host, pid, core.ProtoOrders, &core.OrdersPush{Orders: orders}, maxAckBytes); err != nil {
+		c.log.Debug("push failed, node will catch up on sync", "node", node, "err", err)
+	}
+}
+
+// sweepLoop applies the no-feedback timers.
+func (c *Coordinator) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Sweep()
+		}
+	}
+}
+
+// Sweep marks rows whose node went silent while it should be working as
+// ERR_TIMEOUT "no feedback". The timer runs for rows in NOTIFIED,
+// DOWNLOADING or INSTALLING once the order is due; it starts at the later
+// of the last report and not-before, and while installing it also allows
+// the order's own timeout. A later report still updates the row.
+func (c *Coordinator) Sweep() int {
+	now := c.now().UTC()
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	var pairs []kvPair
+	type upd struct {
+		dep, node string
+		row       *Row
+	}
+	var upds []upd
+	for id, d := range c.st.deps {
+		if d.Cancelled || now.Before(d.NotBefore) {
+			continue
+		}
+		for node, r := range c.st.rows[id] {
+			switch r.State {
+			case core.StateNotified, core.StateDownloading, core.StateInstalling:
+			default:
+				continue
+			}
+			start := r.LastReport
+			if start.Before(d.NotBefore) {
+				start = d.NotBefore
+			}
+			limit := c.cfg.NoFeedback
+			if r.State == core.StateInstalling {
+				limit += time.Duration(d.Timeout) * time.Second
+			}
+			if now.Sub(start) < limit {
+				continue
+			}
+			cp := *r
+			cp.State, cp.Detail, cp.NoFeedback, cp.Updated = core.ErrTimeout, "no feedback for "+limit.String(), true, now
+			pairs = append(pairs, jsonPair(rowKey(id, node), &cp))
+			upds = append(upds, upd{id, node, &cp})
+		}
+	}
+	if len(pairs) == 0 {
+		return 0
+	}
+	if err := c.st.write(pairs...); err != nil {
+		c.log.Error("no-feedback sweep: write failed", "err", err)
+		return 0
+	}
+	for _, u := range upds {
+		c.st.rows[u.dep][u.node] = u.row
+	}
+	c.log.Info("no feedback: rows timed out", "rows", len(upds))
+	return len(upds)
+}

@@ -1,0 +1,227 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+// Request size caps of the node-facing protocols.
+const (
+	maxEnrollBytes = 64 << 10
+	maxSyncBytes   = 64 << 10
+	maxStatusBytes = 32 << 20
+	maxSiteMembers = 16
+)
+
+type fragmentSource struct{ s cache.Store }
+
+func (f fragmentSource) OpenFragment(_ context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	r, n, err := f.s.Open(c)
+	if err == cache.ErrNotFound {
+		return nil, 0, p2p.ErrNotFound
+	}
+	return r, n, err
+}
+
+func (c *Coordinator) registerProtocols() {
+	p2p.Handle(c.host, core.ProtoEnroll, maxEnrollBytes, c.handleEnroll)
+	p2p.Handle(c.host, core.ProtoSync, maxSyncBytes, c.handleSync)
+	p2p.Handle(c.host, core.ProtoStatus, maxStatusBytes, c.handleStatus)
+}
+
+func (c *Coordinator) handleEnroll(_ context.Context, from peer.ID, req *core.EnrollRequest) (*core.EnrollResponse, error) {
+	return c.Enroll(from, req)
+}
+
+// Enroll records a node presenting a join token.
+func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.EnrollResponse, error) {
+	pub, err := p2p.PeerPublicKey(from)
+	if err != nil {
+		return nil, fmt.Errorf("%w: peer %s: %w", ErrBadToken, from, err)
+	}
+	if err := checkInfo(&req.Info); err != nil {
+		return nil, err
+	}
+	now := c.now().UTC()
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	tok := c.st.tokens[hashToken(req.Token)]
+	switch {
+	case tok == nil:
+		c.log.Warn("enrollment refused: unknown token", "peer", from)
+		return nil, fmt.Errorf("%w: unknown token", ErrBadToken)
+	case !now.Before(tok.Expires):
+		c.log.Warn("enrollment refused: expired token", "peer", from, "site", tok.Site)
+		return nil, fmt.Errorf("%w: token expired at %s", ErrBadToken, tok.Expires.Format(time.RFC3339))
+	case tok.Uses > 0 && tok.Used >= tok.Uses:
+		c.log.Warn("enrollment refused: token used up", "peer", from, "site", tok.Site)
+		return nil, fmt.Errorf("%w: token already used %d of %d times", ErrBadToken, tok.Used, tok.Uses)
+	}
+	id := from.String()
+	n := c.st.nodes[id]
+	if n == nil {
+		n = &NodeRecord{ID: id, FirstSeen: now}
+	} else {
+		cp := *n
+		n = &cp
+	}
+	n.Site, n.Tags = tok.Site, tok.Tags
+	applyInfo(n, &req.Info, now)
+	t := *tok
+	t.Used++
+	if err := c.st.write(jsonPair(keyNode+id, n), jsonPair(keyToken+t.Hash, &t)); err != nil {
+		return nil, err
+	}
+	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
+	c.log.Info("node enrolled", "node", id, "name", n.Name, "site", n.Site)
+	keys := make([][]byte, len(c.gossipKeys))
+	copy(keys, c.gossipKeys)
+	return &core.EnrollResponse{
+		NodeID:      id,
+		Site:        n.Site,
+		Tags:        n.Tags,
+		OrderKeys:   []string{c.orderKeyPEM()},
+		GossipKeys:  keys,
+		Coordinator: c.host.ID().String(),
+		SiteMembers: c.siteMembersLocked(n.Site, id, now),
+	}, nil
+}
+
+func (c *Coordinator) orderKeyPEM() string {
+	der, err := x509MarshalPKIX(c.OrderPublicKey())
+	if err != nil {
+		panic(err) // an ed25519 key always marshals
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func checkInfo(i *core.NodeInfo) error {
+	if len(i.Hostname) > 255 || len(i.OS) > 32 || len(i.Arch) > 32 || len(i.Version) > 64 || len(i.GossipAddr) > 128 || len(i.Addrs) > 16 {
+		return fmt.Errorf("%w: node info fields too long", ErrBadRequest)
+	}
+	for _, a := range i.Addrs {
+		if len(a) > 256 {
+			return fmt.Errorf("%w: address too long", ErrBadRequest)
+		}
+	}
+	return nil
+}
+
+func applyInfo(n *NodeRecord, i *core.NodeInfo, now time.Time) {
+	n.Name, n.OS, n.Arch, n.Version = i.Hostname, i.OS, i.Arch, i.Version
+	n.Addrs, n.GossipAddr, n.Relay = i.Addrs, i.GossipAddr, i.Relay
+	n.LastSeen = now
+}
+
+// siteMembersLocked lists up to maxSiteMembers live members of site other
+// than self, most recently seen first.
+func (c *Coordinator) siteMembersLocked(site, self string, now time.Time) []core.Member {
+	var live []*NodeRecord
+	for _, n := range c.st.nodes {
+		if n.Site == site && n.ID != self && now.Sub(n.LastSeen) < c.cfg.OnlineWindow && (len(n.Addrs) > 0 || n.GossipAddr != "") {
+			live = append(live, n)
+		}
+	}
+	slices.SortFunc(live, func(a, b *NodeRecord) int { return b.LastSeen.Compare(a.LastSeen) })
+	if len(live) > maxSiteMembers {
+		live = live[:maxSiteMembers]
+	}
+	out := make([]core.Member, 0, len(live))
+	for _, n := range live {
+		out = append(out, core.Member{NodeID: n.ID, Addrs: n.Addrs, GossipAddr: n.GossipAddr})
+	}
+	return out
+}
+
+func (c *Coordinator) handleSync(_ context.Context, from peer.ID, req *core.SyncRequest) (*core.SyncResponse, error) {
+	return c.Sync(from.String(), req)
+}
+
+// Sync is a node's heartbeat: it records the node's addresses and returns
+// the orders addressed to it with a sequence above req.AfterSeq.
+func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncResponse, error) {
+	if err := checkInfo(&req.Info); err != nil {
+		return nil, err
+	}
+	now := c.now().UTC()
+	c.st.mu.Lock()
+	n := c.st.nodes[node]
+	if n == nil {
+		c.st.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrNotEnrolled, node)
+	}
+	cp := *n
+	applyInfo(&cp, &req.Info, now)
+	// Persist a heartbeat when something but the time changed, or the
+	// stored last-seen is getting old; memory always has the latest.
+	if !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr || cp.Relay != n.Relay ||
+		cp.Name != n.Name || cp.Version != n.Version || now.Sub(n.LastSeen) > time.Minute {
+		if err := c.st.write(jsonPair(keyNode+node, &cp)); err != nil {
+			c.st.mu.Unlock()
+			return nil, err
+		}
+	}
+	c.st.nodes[node] = &cp
+	resp := &core.SyncResponse{Orders: c.ordersForLocked(node, req.AfterSeq, false), SiteMembers: c.siteMembersLocked(cp.Site, node, now)}
+	c.st.mu.Unlock()
+	return resp, nil
+}
+
+// ordersForLocked returns the signed orders for node above seq, in
+// sequence order: deployments that still concern it and cancel orders.
+func (c *Coordinator) ordersForLocked(node string, after uint64, pendingOnly bool) []*core.Envelope {
+	type item struct {
+		seq uint64
+		env *core.Envelope
+	}
+	var items []item
+	for id, d := range c.st.deps {
+		row := c.st.rows[id][node]
+		if row == nil {
+			continue // not targeted, or unaffected
+		}
+		if pendingOnly && row.State.Final() {
+			continue
+		}
+		if d.Seq > after && !d.Cancelled && d.Expires.After(c.now()) && (!pendingOnly || row.State == core.StateWaiting) {
+			items = append(items, item{d.Seq, d.Order})
+		}
+		if d.Cancelled && d.CancelSeq > after && d.CancelOrder != nil && row.State != core.StateCancelled && row.State != core.StateWaiting {
+			items = append(items, item{d.CancelSeq, d.CancelOrder})
+		}
+	}
+	slices.SortFunc(items, func(a, b item) int { return cmpU64(a.seq, b.seq) })
+	out := make([]*core.Envelope, len(items))
+	for i, it := range items {
+		out[i] = it.env
+	}
+	return out
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (c *Coordinator) handleStatus(_ context.Context, from peer.ID, req *core.StatusBatch) (*core.StatusAck, error) {
+	if !c.enrolled(from) {
+		c.counters.NotEnrolled.Add(int64(len(req.Reports)))
+		return nil, fmt.Errorf("%w: %s", ErrNotEnrolled, from)
+	}
+	return c.Intake(req.Reports), nil
+}

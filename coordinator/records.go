@@ -1,0 +1,136 @@
+package coordinator
+
+import (
+	"time"
+
+	"github.com/relaymesh/relaymesh/core"
+)
+
+// NodeRecord is an enrolled node.
+type NodeRecord struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Site       string    `json:"site"`
+	Tags       []string  `json:"tags,omitempty"`
+	OS         string    `json:"os"`
+	Arch       string    `json:"arch"`
+	Version    string    `json:"version"`
+	Addrs      []string  `json:"addrs,omitempty"`
+	GossipAddr string    `json:"gossip_addr,omitempty"`
+	Relay      bool      `json:"relay,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	// Status report sequences applied: all up to Watermark, plus Above.
+	Watermark uint64   `json:"watermark,omitempty"`
+	Above     []uint64 `json:"above,omitempty"`
+}
+
+// TokenRecord is a join token; only its hash is stored.
+type TokenRecord struct {
+	Hash    string    `json:"hash"`
+	Site    string    `json:"site"`
+	Tags    []string  `json:"tags,omitempty"`
+	Uses    int       `json:"uses"` // 0 = unlimited
+	Used    int       `json:"used"`
+	Expires time.Time `json:"expires"`
+	Created time.Time `json:"created"`
+}
+
+// PackageRecord is a published package.
+type PackageRecord struct {
+	ID       string         `json:"id"`
+	Manifest *core.Manifest `json:"manifest"`
+	Created  time.Time      `json:"created"`
+}
+
+// Deployment is one signed order and what became of it.
+type Deployment struct {
+	ID          string         `json:"id"`
+	Packages    []string       `json:"packages"`
+	Targets     []string       `json:"targets"`
+	Seq         uint64         `json:"seq"`
+	Order       *core.Envelope `json:"order"`
+	Priority    int            `json:"priority"`
+	NotBefore   time.Time      `json:"not_before"`
+	Expires     time.Time      `json:"expires"`
+	Timeout     int64          `json:"timeout_s,omitempty"`
+	Window      string         `json:"window,omitempty"`
+	Created     time.Time      `json:"created"`
+	Cancelled   bool           `json:"cancelled,omitempty"`
+	CancelSeq   uint64         `json:"cancel_seq,omitempty"`
+	CancelOrder *core.Envelope `json:"cancel_order,omitempty"`
+	// Unaffected nodes were removed by "deploy validate --all" before they
+	// were notified; they are not sent the order.
+	Unaffected []string `json:"unaffected,omitempty"`
+}
+
+// Row is one node's state for one deployment.
+type Row struct {
+	Node         string                `json:"node"`
+	State        core.State            `json:"state"`
+	ExitCode     int                   `json:"exit_code"`
+	Output       string                `json:"output,omitempty"`
+	Detail       string                `json:"detail,omitempty"`
+	Updated      time.Time             `json:"updated"`
+	LastReport   time.Time             `json:"last_report,omitempty"`
+	LastSeq      uint64                `json:"last_seq,omitempty"`
+	BytesFetched int64                 `json:"bytes_fetched,omitempty"`
+	Packages     map[string]PackageRow `json:"packages,omitempty"`
+	Validated    bool                  `json:"validated,omitempty"`
+	NoFeedback   bool                  `json:"no_feedback,omitempty"`
+}
+
+// PackageRow is a node's final result for one package of an order.
+type PackageRow struct {
+	State    core.State `json:"state"`
+	ExitCode int        `json:"exit_code"`
+	Output   string     `json:"output,omitempty"`
+	Detail   string     `json:"detail,omitempty"`
+}
+
+// Deployment states.
+const (
+	DeployScheduled  = "SCHEDULED"
+	DeployRunning    = "RUNNING"
+	DeployIncomplete = "INCOMPLETE"
+	DeployCompleted  = "COMPLETED"
+	DeployCancelled  = "CANCELLED"
+)
+
+// seenSeq reports whether status sequence seq was applied for n.
+func (n *NodeRecord) seenSeq(seq uint64) bool {
+	if seq <= n.Watermark {
+		return true
+	}
+	for _, s := range n.Above {
+		if s == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// markSeq records seq as applied and folds contiguous ones into Watermark.
+func (n *NodeRecord) markSeq(seq uint64) {
+	if seq == n.Watermark+1 {
+		n.Watermark = seq
+	} else {
+		n.Above = append(n.Above, seq)
+	}
+	for changed := true; changed; {
+		changed = false
+		for i, s := range n.Above {
+			if s == n.Watermark+1 {
+				n.Watermark = s
+				n.Above = append(n.Above[:i], n.Above[i+1:]...)
+				changed = true
+				break
+			}
+		}
+	}
+	// A node that lost reports forever (it never does: the outbox is
+	// durable) would grow Above without end; cap it.
+	if len(n.Above) > 4096 {
+		n.Above = n.Above[len(n.Above)-4096:]
+	}
+}

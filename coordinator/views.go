@@ -1,0 +1,189 @@
+package coordinator
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relaymesh/relaymesh/core"
+)
+
+// DeploymentView is a deployment with its statistics.
+type DeploymentView struct {
+	ID        string             `json:"id"`
+	State     string             `json:"state"`
+	Done      bool               `json:"done"`
+	Packages  []string           `json:"packages"`
+	Seq       uint64             `json:"seq"`
+	Priority  int                `json:"priority"`
+	Created   time.Time          `json:"created"`
+	NotBefore time.Time          `json:"not_before"`
+	Expires   time.Time          `json:"expires"`
+	Window    string             `json:"window,omitempty"`
+	Targets   int                `json:"targets"`
+	Counts    map[core.State]int `json:"counts"`
+	Validated int                `json:"validated,omitempty"`
+	Sites     []SiteCount        `json:"sites"`
+	Nodes     []RowView          `json:"nodes,omitempty"`
+}
+
+// SiteCount is a deployment's progress in one site.
+type SiteCount struct {
+	Site    string `json:"site"`
+	Total   int    `json:"total"`
+	Success int    `json:"success"`
+	Failed  int    `json:"failed"`
+	Pending int    `json:"pending"`
+}
+
+// RowView is one node's row of a deployment.
+type RowView struct {
+	Row
+	Name string `json:"name"`
+	Site string `json:"site"`
+}
+
+func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
+	v := &DeploymentView{
+		ID: d.ID, State: c.deployStateLocked(d), Packages: d.Packages, Seq: d.Seq, Priority: d.Priority,
+		Created: d.Created, NotBefore: d.NotBefore, Expires: d.Expires, Window: d.Window,
+		Counts: map[core.State]int{},
+	}
+	v.Done = v.State == DeployCompleted || v.State == DeployIncomplete && allFinal(c.st.rows[d.ID]) || v.State == DeployCancelled
+	sites := map[string]*SiteCount{}
+	for node, r := range c.st.rows[d.ID] {
+		v.Targets++
+		if r.Validated {
+			v.Validated++
+			continue
+		}
+		v.Counts[r.State]++
+		site := "?"
+		name := ""
+		if n := c.st.nodes[node]; n != nil {
+			site, name = n.Site, n.Name
+		}
+		sc := sites[site]
+		if sc == nil {
+			sc = &SiteCount{Site: site}
+			sites[site] = sc
+		}
+		sc.Total++
+		switch {
+		case r.State == core.StateSuccess:
+			sc.Success++
+		case r.State.Final():
+			sc.Failed++
+		default:
+			sc.Pending++
+		}
+		if detail {
+			v.Nodes = append(v.Nodes, RowView{Row: *r, Name: name, Site: site})
+		}
+	}
+	for _, sc := range sites {
+		v.Sites = append(v.Sites, *sc)
+	}
+	slices.SortFunc(v.Sites, func(a, b SiteCount) int { return strings.Compare(a.Site, b.Site) })
+	slices.SortFunc(v.Nodes, func(a, b RowView) int {
+		return strings.Compare(a.Site+"\x00"+a.Name+"\x00"+a.Node, b.Site+"\x00"+b.Name+"\x00"+b.Node)
+	})
+	return v
+}
+
+func allFinal(rows map[string]*Row) bool {
+	for _, r := range rows {
+		if !r.State.Final() {
+			return false
+		}
+	}
+	return true
+}
+
+// Deployment returns one deployment with per-node rows.
+func (c *Coordinator) Deployment(id string) (*DeploymentView, error) {
+	c.st.mu.RLock()
+	defer c.st.mu.RUnlock()
+	d := c.st.deps[id]
+	if d == nil {
+		return nil, fmt.Errorf("%w: deployment %s", ErrNotFound, id)
+	}
+	return c.viewLocked(d, true), nil
+}
+
+// Deployments lists deployments, newest first, without per-node rows.
+func (c *Coordinator) Deployments() []*DeploymentView {
+	c.st.mu.RLock()
+	defer c.st.mu.RUnlock()
+	out := make([]*DeploymentView, 0, len(c.st.deps))
+	for _, d := range c.st.deps {
+		out = append(out, c.viewLocked(d, false))
+	}
+	slices.SortFunc(out, func(a, b *DeploymentView) int { return cmpU64(b.Seq, a.Seq) })
+	return out
+}
+
+// NodeView is a node as the admin sees it.
+type NodeView struct {
+	NodeRecord
+	Alive bool `json:"alive"`
+}
+
+// Nodes lists enrolled nodes sorted by site and name.
+func (c *Coordinator) Nodes() []NodeView {
+	c.st.mu.RLock()
+	defer c.st.mu.RUnlock()
+	now := c.now()
+	ns := c.st.sortedNodes()
+	out := make([]NodeView, len(ns))
+	for i, n := range ns {
+		out[i] = NodeView{NodeRecord: *n, Alive: now.Sub(n.LastSeen) < c.cfg.OnlineWindow}
+		out[i].Above = nil
+	}
+	return out
+}
+
+// Node returns one node by ID or name.
+func (c *Coordinator) Node(id string) (*NodeView, error) {
+	for _, n := range c.Nodes() {
+		if n.ID == id || n.Name == id {
+			return &n, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: node %s", ErrNotFound, id)
+}
+
+// SiteView summarises one site.
+type SiteView struct {
+	Site    string   `json:"site"`
+	Members int      `json:"members"`
+	Alive   int      `json:"alive"`
+	Relays  []string `json:"relays"`
+}
+
+// Sites lists the sites with their members and current relays (as the
+// nodes last reported them).
+func (c *Coordinator) Sites() []SiteView {
+	m := map[string]*SiteView{}
+	for _, n := range c.Nodes() {
+		s := m[n.Site]
+		if s == nil {
+			s = &SiteView{Site: n.Site, Relays: []string{}}
+			m[n.Site] = s
+		}
+		s.Members++
+		if n.Alive {
+			s.Alive++
+			if n.Relay {
+				s.Relays = append(s.Relays, n.Name+" ("+n.ID+")")
+			}
+		}
+	}
+	out := make([]SiteView, 0, len(m))
+	for _, s := range m {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b SiteView) int { return strings.Compare(a.Site, b.Site) })
+	return out
+}
