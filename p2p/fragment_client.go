@@ -1,0 +1,110 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/relaymesh/relaymesh/core"
+)
+
+// FetchOption adjusts one FetchFragment call.
+type FetchOption func(*fetchOptions)
+
+type fetchOptions struct {
+	progress func(n int)
+	meter    *Meter
+}
+
+// WithProgress calls fn with the size of every chunk of payload received,
+// before the fragment is verified.
+func WithProgress(fn func(n int)) FetchOption {
+	return func(o *fetchOptions) { o.progress = fn }
+}
+
+// WithMeter counts the fragment payload received in m.
+func WithMeter(m *Meter) FetchOption {
+	return func(o *fetchOptions) { o.meter = m }
+}
+
+// FetchFragment fetches fragment c from peer p and verifies it against c.
+//
+// It returns an error wrapping ErrNotFound when p does not hold c,
+// ErrTooLarge when p announces more than maxSize bytes, ErrTruncated when
+// the stream ends early, *RemoteError when p reports a failure, and
+// core.ErrDigestMismatch when the bytes are not c's: the caller should
+// penalise p for that one.
+func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSize int64,
+	opts ...FetchOption,
+) ([]byte, error) {
+	var o fetchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := core.CheckCID(c); err != nil {
+		return nil, fmt.Errorf("p2p: fetch fragment: %w", err)
+	}
+	if maxSize <= 0 {
+		return nil, fmt.Errorf("%w: fetch fragment %s: maxSize %d: must be positive", ErrBadConfig, c, maxSize)
+	}
+	s, err := openStream(ctx, h, p, FragmentProtocol)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	fail := func(err error) ([]byte, error) {
+		_ = s.Reset()
+		return nil, ctxErr(ctx, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err))
+	}
+
+	if err := WriteMsg(s, fragRequest{CID: c.String()}); err != nil {
+		return fail(err)
+	}
+	_ = s.CloseWrite()
+	var hdr fragHeader
+	if err := ReadMsg(s, maxFragHeader, &hdr); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: stream closed without a header", ErrBadMsg)
+		}
+		return fail(err)
+	}
+	switch {
+	case hdr.Error != "":
+		_ = s.Close()
+		return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, &RemoteError{Msg: hdr.Error})
+	case !hdr.Found:
+		_ = s.Close()
+		return nil, fmt.Errorf("%w: %s at %s", ErrNotFound, c, p)
+	case hdr.Size < 0:
+		return fail(fmt.Errorf("%w: negative size %d", ErrBadMsg, hdr.Size))
+	case hdr.Size > maxSize:
+		return fail(fmt.Errorf("%w: %d bytes announced, limit %d", ErrTooLarge, hdr.Size, maxSize))
+	}
+
+	data := make([]byte, hdr.Size)
+	for off := 0; off < len(data); {
+		n, err := io.ReadFull(s, data[off:min(off+fragChunk, len(data))])
+		off += n
+		o.meter.AddRecv(p, n)
+		if o.progress != nil && n > 0 {
+			o.progress(n)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fail(fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, off, len(data)))
+			}
+			return fail(fmt.Errorf("%w: got %d of %d bytes: %w", ErrTruncated, off, len(data), err))
+		}
+	}
+	_ = s.Close()
+	if err := core.VerifyBytes(c, data); err != nil {
+		return nil, fmt.Errorf("p2p: fetch fragment from %s: %w", p, err)
+	}
+	return data, nil
+}

@@ -1,0 +1,138 @@
+package p2p
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DefaultListenAddr is where a host listens when HostConfig.ListenAddrs is nil.
+const DefaultListenAddr = "/ip4/127.0.0.1/tcp/0"
+
+// HostConfig configures NewHost.
+type HostConfig struct {
+	// ListenAddrs are the multiaddrs to listen on. nil means
+	// DefaultListenAddr; an empty non-nil slice means a dial-only host
+	// that listens nowhere.
+	ListenAddrs []string
+	// Identity is the host's ed25519 key; its peer ID is the node's
+	// identity. Required: a host never invents an identity silently.
+	Identity crypto.PrivKey
+	// Gater, when set, decides which peers may connect.
+	Gater *Gater
+	// Logger receives the host's logs; nil discards them.
+	Logger *slog.Logger
+	// Meter, when set, counts every stream byte of every protocol
+	// (framing included) per peer class: the wire-level view, for WAN
+	// accounting. Fragment payload is counted separately through
+	// FragmentServerConfig.Meter and WithMeter; use another Meter there.
+	Meter *Meter
+}
+
+// DefaultHostConfig returns a config listening on DefaultListenAddr with the
+// given identity.
+func DefaultHostConfig(id crypto.PrivKey) HostConfig {
+	return HostConfig{ListenAddrs: []string{DefaultListenAddr}, Identity: id}
+}
+
+// Validate reports the first bad field.
+func (c HostConfig) Validate() error {
+	if c.Identity == nil {
+		return fmt.Errorf("%w: host config: Identity is nil: generate one with GenerateIdentity", ErrBadConfig)
+	}
+	if c.Identity.Type() != crypto.Ed25519 {
+		return fmt.Errorf("%w: host config: Identity is a %s key: %w", ErrBadConfig, c.Identity.Type(), ErrNotEd25519)
+	}
+	for i, s := range c.ListenAddrs {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return fmt.Errorf("%w: host config: ListenAddrs[%d] %q: %w", ErrBadConfig, i, s, err)
+		}
+	}
+	return nil
+}
+
+// NewHost builds a libp2p host that only does what relaymesh asks: TCP,
+// Noise, yamux, and nothing that dials, maps ports or advertises by itself.
+func NewHost(cfg HostConfig) (host.Host, error) {
+	if cfg.ListenAddrs == nil {
+		cfg.ListenAddrs = []string{DefaultListenAddr}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Identity),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		// Without a forced reachability libp2p runs an AutoNAT v1 client
+		// that keeps probing in the background; a static answer stops it.
+		// Nothing here depends on the value: no relay, no hole punching.
+		libp2p.ForceReachabilityPrivate(),
+		libp2p.ResourceManager(rm),
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.ListenAddrs...))
+	}
+	if cfg.Gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
+	}
+	if cfg.Meter != nil {
+		opts = append(opts, libp2p.BandwidthReporter(meterReporter{cfg.Meter}))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		_ = rm.Close() // idempotent; libp2p closes it on some failure paths only
+		return nil, fmt.Errorf("p2p: new host: %w", err)
+	}
+	if cfg.Logger != nil {
+		cfg.Logger.Debug("p2p host up", "peer", h.ID(), "addrs", h.Addrs())
+	}
+	return h, nil
+}
+
+// newResourceManager keeps libp2p's memory, connection and file descriptor
+// limits (scaled to the machine) but raises the stream limits so that a
+// coordinator or relay can carry ~1000 concurrent streams: a relay serving
+// a site pulls many fragments at once. Infinite limits were the
+// alternative; they would leave an enrolled-but-misbehaving peer, or any
+// peer on an Open coordinator, free to exhaust memory and descriptors.
+func newResourceManager() (network.ResourceManager, error) {
+	const (
+		systemStreams = 8192
+		peerStreams   = 2048
+	)
+	streams := func(n int) rcmgr.ResourceLimits {
+		v := rcmgr.LimitVal(n)
+		return rcmgr.ResourceLimits{Streams: v, StreamsInbound: v, StreamsOutbound: v}
+	}
+	partial := rcmgr.PartialLimitConfig{
+		System:              streams(systemStreams),
+		Transient:           streams(peerStreams),
+		ServiceDefault:      streams(systemStreams),
+		ServicePeerDefault:  streams(peerStreams),
+		ProtocolDefault:     streams(systemStreams),
+		ProtocolPeerDefault: streams(peerStreams),
+		PeerDefault:         streams(peerStreams),
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(limits.AutoScale())))
+}
