@@ -1,0 +1,125 @@
+package runner
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/relaymesh/relaymesh/node/install"
+)
+
+// Config configures a Runner. The zero value of each field means its
+// default (see DefaultConfig).
+type Config struct {
+	// TempDir is the parent of the per-install temp dirs. Default
+	// os.TempDir(). It is created (0700) if missing.
+	TempDir string
+	// Limits caps what one archive may put on disk. Default
+	// install.DefaultLimits().
+	Limits install.Limits
+	// RebootCommand is run when the reboot policy says so. Default
+	// ["shutdown", "-r", "+1"].
+	RebootCommand []string
+	// Env is extra "KEY=value" environment for every command (the node sets
+	// RELAYMESH_NODE_ID and RELAYMESH_NODE_NAME). It comes after the node's
+	// PATH, so it may override it, and before the RELAYMESH_ORDER_ID and
+	// RELAYMESH_PACKAGE_* variables, which it cannot.
+	Env []string
+	// RebootRequiredFile is a file whose presence after the installs means a
+	// reboot is needed, for the if-needed policy: Debian and Ubuntu packages
+	// create /var/run/reboot-required. Empty means that path on Linux and
+	// none elsewhere; "-" means none.
+	RebootRequiredFile string
+	// DefaultTimeout bounds a command when neither the order nor the
+	// manifest sets a timeout. Default 30 minutes.
+	DefaultTimeout time.Duration
+	// Logger receives progress and failures. Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultTimeout = 30 * time.Minute
+	// rebootTimeout bounds the reboot command itself (which only schedules
+	// the reboot).
+	rebootTimeout = 5 * time.Minute
+)
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		TempDir:            os.TempDir(),
+		Limits:             install.DefaultLimits(),
+		RebootCommand:      []string{"shutdown", "-r", "+1"},
+		RebootRequiredFile: defaultRebootRequiredFile(),
+		DefaultTimeout:     DefaultTimeout,
+		Logger:             slog.New(slog.DiscardHandler),
+	}
+}
+
+// withDefaults returns c with its zero fields set to the defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.TempDir == "" {
+		c.TempDir = d.TempDir
+	}
+	if c.Limits == (install.Limits{}) {
+		c.Limits = d.Limits
+	}
+	if len(c.RebootCommand) == 0 {
+		c.RebootCommand = d.RebootCommand
+	}
+	if c.RebootRequiredFile == "" {
+		c.RebootRequiredFile = d.RebootRequiredFile
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = d.DefaultTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Validate names the first invalid field.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if !filepath.IsAbs(c.TempDir) {
+		return bad("TempDir %q: must be an absolute path", c.TempDir)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return bad("Limits: %v", err)
+	}
+	if len(c.RebootCommand) == 0 || c.RebootCommand[0] == "" {
+		return bad("RebootCommand %q: needs a program name", c.RebootCommand)
+	}
+	if f := c.RebootRequiredFile; f != "" && f != "-" && !filepath.IsAbs(f) {
+		return bad("RebootRequiredFile %q: must be an absolute path, or - for none", f)
+	}
+	for i, kv := range c.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return bad("Env[%d] %q: want KEY=value", i, kv)
+		}
+	}
+	if c.DefaultTimeout <= 0 {
+		return bad("DefaultTimeout %v: must be positive (default %v)", c.DefaultTimeout, DefaultTimeout)
+	}
+	if c.Logger == nil {
+		return bad("Logger is nil")
+	}
+	return nil
+}
+
+func defaultRebootRequiredFile() string {
+	if runtime.GOOS == "linux" {
+		return "/var/run/reboot-required"
+	}
+	return "-"
+}

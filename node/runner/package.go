@@ -1,0 +1,318 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/node/install"
+)
+
+// installOne installs p. installed reports whether p's software is on the
+// node because of this call (its command, or the store, succeeded with an
+// exit code that means installed), whatever the final state: an ERR_CLEAN
+// package is installed.
+func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart func(string)) (res Result, installed bool) {
+	res = Result{Package: p.ID, ExitCode: noExit}
+	fail := func(st core.State, format string, a ...any) (Result, bool) {
+		res.State, res.Detail = st, fmt.Sprintf(format, a...)
+		return res, false
+	}
+	if err := checkPackage(p); err != nil {
+		return fail(core.ErrBadID, "%v", err)
+	}
+	m := p.Manifest
+	log := r.log.With("order", o.req.OrderID, "package", p.ID, "name", m.Name, "version", m.Version)
+	if err := ctx.Err(); err != nil {
+		return fail(core.ErrAborted, "order aborted: %v", context.Cause(ctx))
+	}
+	switch done, err := r.inst.IsInstalled(p.ID); {
+	case err != nil:
+		log.Error("cannot read installed record", "err", err)
+		return fail(core.ErrAborted, "cannot tell whether the package is installed: %v", err)
+	case done:
+		log.Info("already installed")
+		return fail(core.ErrAlreadySetup, "installed by an earlier order")
+	}
+	if o.spent() {
+		return fail(core.ErrTimeout, "order timeout %v used up before the install started", o.req.Timeout)
+	}
+
+	onStart(p.ID)
+	log.Info("installing", "action", m.Action, "size", m.Size)
+	start := time.Now()
+	pctx := ctx // reassembly and extraction: the order's budget applies
+	if !o.deadline.IsZero() {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(ctx, o.deadline)
+		defer cancel()
+	}
+	ws, err := r.prepare(pctx, m, true)
+	switch {
+	case err != nil:
+		res.State, res.Detail = classifyPrepare(ctx, pctx, o, err)
+	case len(m.Command) == 0: // store without command
+		res.State, res.ExitCode = core.StateSuccess, 0
+	default:
+		timeout, source, ok := o.timeout(m, r.cfg.DefaultTimeout)
+		if !ok {
+			res.State, res.Detail = core.ErrTimeout, fmt.Sprintf("order timeout %v used up before the command started", o.req.Timeout)
+			break
+		}
+		run := runCommand(ctx, m.Command, ws.dir, r.env(o, &p, ws.dir), timeout)
+		res.State, res.ExitCode, res.Detail = classifyRun(run, timeout, source)
+		res.Output = core.Tail(run.Output, core.MaxOutputTail)
+		if res.State == core.StateSuccess && rebootCode(res.ExitCode) {
+			o.reboot = true
+		}
+	}
+	installed = res.State == core.StateSuccess && installedCode(res.ExitCode)
+	if installed {
+		if err := r.inst.MarkInstalled(p.ID, o.req.OrderID); err != nil {
+			log.Error("cannot record the install", "err", err)
+			res.Detail = join(res.Detail, fmt.Sprintf("installed, but the installed record could not be written: %v", err))
+		}
+	}
+	if err := ws.cleanup(); err != nil {
+		log.Error("cannot remove temp dir", "err", err)
+		if res.State == core.StateSuccess {
+			res.State = core.ErrClean
+		}
+		res.Detail = join(res.Detail, err.Error())
+	}
+	log.Info("installed", "state", res.State, "exit_code", res.ExitCode, "took", time.Since(start), "detail", res.Detail)
+	return res, installed
+}
+
+// rollback uninstalls p, which this order installed, after a bulk order
+// failed. prev is p's last result; the returned one replaces it.
+func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result) (res Result) {
+	res = prev
+	res.State = core.ErrAborted
+	m := p.Manifest
+	log := r.log.With("order", o.req.OrderID, "package", p.ID, "name", m.Name, "version", m.Version)
+	was := ""
+	if prev.State != core.StateSuccess {
+		was = fmt.Sprintf("; the install was %s: %s", prev.State, prev.Detail)
+	}
+	stays := func(format string, a ...any) Result {
+		res.Detail = fmt.Sprintf(format, a...) + "; the package stays installed" + was
+		log.Warn("bulk rollback failed", "detail", res.Detail)
+		return res
+	}
+	if len(m.Uninstall) == 0 {
+		return stays("not rolled back: the package has no uninstall command")
+	}
+	if err := ctx.Err(); err != nil {
+		return stays("not rolled back: order aborted (%v)", context.Cause(ctx))
+	}
+	log.Info("rolling back")
+	ws, err := r.prepare(ctx, m, false)
+	defer func() {
+		if err := ws.cleanup(); err != nil {
+			log.Error("cannot remove temp dir", "err", err)
+			res.Detail = join(res.Detail, err.Error())
+		}
+	}()
+	if err != nil {
+		return stays("not rolled back: cannot prepare the uninstall: %v", err)
+	}
+	timeout, source := r.cfg.DefaultTimeout, "default timeout"
+	if m.TimeoutSec > 0 {
+		timeout, source = time.Duration(m.TimeoutSec)*time.Second, "package timeout"
+	}
+	run := runCommand(ctx, m.Uninstall, ws.dir, r.env(o, &p, ws.dir), timeout)
+	out := prev.Output + "\n--- uninstall (bulk rollback) ---\n" + string(run.Output)
+	res.Output = core.Tail([]byte(out), core.MaxOutputTail)
+	st, code, detail := classifyRun(run, timeout, source)
+	switch {
+	case st != core.StateSuccess:
+		return stays("rollback failed: uninstall %s: %s", st, detail)
+	case !installedCode(code):
+		return stays("rollback failed: uninstall exited %d", code)
+	}
+	if rebootCode(code) {
+		o.reboot = true
+	}
+	if err := r.inst.Unmark(p.ID); err != nil {
+		log.Error("cannot clear the installed record", "err", err)
+		res.Detail = "rolled back, but the installed record could not be cleared: " + err.Error() + was
+		return res
+	}
+	res.Detail = "rolled back" + was
+	log.Info("rolled back")
+	return res
+}
+
+// checkPackage refuses a package whose manifest is missing, invalid, or not
+// the one its ID names (the ID is in the signed order; the manifest must be
+// what it hashes to).
+func checkPackage(p Package) error {
+	if p.Manifest == nil {
+		return fmt.Errorf("%w: package %q has no manifest", ErrRequest, p.ID)
+	}
+	want, err := core.ParseCID(p.ID)
+	if err != nil {
+		return fmt.Errorf("%w: package ID: %w", ErrRequest, err)
+	}
+	got, _, err := p.Manifest.ID()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	if !got.Equals(want) {
+		return fmt.Errorf("%w: manifest %s is not package %s", ErrRequest, got, want)
+	}
+	return nil
+}
+
+// workspace is where a package's command runs.
+type workspace struct {
+	tmp string // the package's temp dir, removed by cleanup; "" if none
+	dir string // the command's working dir and RELAYMESH_PACKAGE_DIR
+}
+
+// prepare makes m's workspace: a fresh temp dir holding the extracted
+// archive (launch, execute with an archive), or an empty one (execute
+// without archive), or StorePath (store; the archive is extracted there when
+// unpackStore, that is for the install but not for the uninstall). The
+// returned workspace must be cleaned up, also on error.
+func (r *Runner) prepare(ctx context.Context, m *core.Manifest, unpackStore bool) (workspace, error) {
+	var ws workspace
+	if m.Action == core.ActionStore {
+		ws.dir = m.StorePath
+		if !unpackStore {
+			return ws, nil
+		}
+	}
+	tmp, err := os.MkdirTemp(r.cfg.TempDir, "relaymesh-*")
+	if err != nil {
+		return ws, fmt.Errorf("%w: temp dir: %w", ErrBuild, err)
+	}
+	ws.tmp = tmp
+	if ws.dir == "" {
+		ws.dir = filepath.Join(tmp, "pkg")
+	}
+	if m.Size == 0 { // execute without archive
+		if err := os.Mkdir(ws.dir, 0o755); err != nil {
+			return ws, fmt.Errorf("%w: %w", ErrBuild, err)
+		}
+		return ws, nil
+	}
+	archive := filepath.Join(tmp, "archive")
+	if err := assemble(ctx, r.frags, m, archive); err != nil {
+		return ws, err
+	}
+	if m.Action == core.ActionStore {
+		if err := os.MkdirAll(ws.dir, 0o755); err != nil {
+			return ws, fmt.Errorf("%w: store path: %w", ErrUnpack, err)
+		}
+	}
+	st, err := install.Extract(ctx, archive, ws.dir, r.cfg.Limits)
+	if err != nil {
+		return ws, fmt.Errorf("%w: %w", ErrUnpack, err)
+	}
+	r.log.Debug("extracted", "dir", ws.dir, "files", st.Files, "bytes", st.Bytes)
+	// The command does not need the archive; free its space now.
+	if err := os.Remove(archive); err != nil {
+		r.log.Warn("cannot remove reassembled archive", "path", archive, "err", err)
+	}
+	return ws, nil
+}
+
+// cleanup removes the workspace's temp dir.
+func (ws workspace) cleanup() error {
+	if ws.tmp == "" {
+		return nil
+	}
+	return install.Cleanup(ws.tmp)
+}
+
+// classifyPrepare maps a prepare error to a state and detail. pctx is ctx
+// bounded by the order's budget.
+func classifyPrepare(ctx, pctx context.Context, o *order, err error) (core.State, string) {
+	switch {
+	case ctx.Err() != nil:
+		return core.ErrAborted, fmt.Sprintf("order aborted: %v", context.Cause(ctx))
+	case pctx.Err() != nil:
+		return core.ErrTimeout, fmt.Sprintf("order timeout %v reached before the command started: %v", o.req.Timeout, err)
+	case errors.Is(err, ErrDigest):
+		return core.ErrBadDigestSt, err.Error()
+	case errors.Is(err, ErrUnpack):
+		return core.ErrDownloadPack, err.Error()
+	default:
+		return core.ErrBuild, err.Error()
+	}
+}
+
+// runCommand runs argv through install.Run.
+func runCommand(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration) install.Result {
+	return install.Run(ctx, install.Spec{
+		Argv:      argv,
+		Dir:       dir,
+		Env:       env,
+		Timeout:   timeout,
+		TailBytes: core.MaxOutputTail,
+	})
+}
+
+// classifyRun maps what install.Run reported to a state, exit code and
+// detail. source says where the timeout came from.
+func classifyRun(res install.Result, timeout time.Duration, source string) (core.State, int, string) {
+	switch {
+	case res.Cancelled:
+		return core.ErrAborted, res.ExitCode, "order aborted while the command ran; its process group was killed"
+	case res.TimedOut:
+		return core.ErrTimeout, res.ExitCode, fmt.Sprintf("killed with its process group after %v (%s)", timeout.Round(time.Millisecond), source)
+	case res.Err != nil:
+		return core.ErrExecute, res.ExitCode, res.Err.Error()
+	}
+	return core.StateSuccess, res.ExitCode, ""
+}
+
+// spent reports whether the order's budget, if any, is used up.
+func (o *order) spent() bool {
+	return !o.deadline.IsZero() && !time.Now().Before(o.deadline)
+}
+
+// timeout is how long m's command may run, and where that comes from; ok is
+// false when the order's budget is used up.
+func (o *order) timeout(m *core.Manifest, def time.Duration) (d time.Duration, source string, ok bool) {
+	if !o.deadline.IsZero() {
+		left := time.Until(o.deadline)
+		return left, fmt.Sprintf("what was left of the order timeout %v", o.req.Timeout), left > 0
+	}
+	if m.TimeoutSec > 0 {
+		return time.Duration(m.TimeoutSec) * time.Second, "package timeout", true
+	}
+	return def, "default timeout", true
+}
+
+// join appends b to the detail a.
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// maxDetail is core.Status's cap on Detail.
+const maxDetail = 4096
+
+// clip makes s a valid Detail: UTF-8, at most maxDetail bytes.
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
