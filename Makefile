@@ -1,0 +1,65 @@
+# relaymesh — `make help` lists the targets.
+
+GO       ?= go
+BIN      ?= bin/relaymesh
+FUZZTIME ?= 30s
+PKGS     ?= ./...
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: help build test e2e e2e-netns sim bench fuzz lint tidy demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/relaymesh
+	$(GO) build -o $(BIN) .
+
+test: ## unit and in-process integration tests, with -race
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+e2e: ## end-to-end tests with real processes (also part of make test)
+	@if [ -d e2e ]; then \
+		$(GO) test -race -count=1 -timeout 20m -v ./e2e/...; \
+	else echo "e2e: no e2e tests yet (e2e/ is missing)"; fi
+
+e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root)
+	@echo "e2e-netns: not written yet"
+
+sim: ## network simulations (long; prints tables)
+	@if [ -d simulations ]; then \
+		$(GO) test -count=1 -tags sim -timeout 60m -v ./simulations/...; \
+	else echo "sim: no simulations yet (simulations/ is missing)"; fi
+
+bench: ## benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS)
+
+fuzz: ## run every Fuzz target for $(FUZZTIME) each
+	@set -e; found=0; \
+	for pkg in $$($(GO) list $(PKGS)); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for f in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' $$dir/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/'); do \
+			found=1; echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done; \
+	if [ $$found = 0 ]; then echo "fuzz: no Fuzz targets yet"; fi
+
+lint: ## golangci-lint if installed, else go vet and a gofmt check
+	@if command -v golangci-lint >/dev/null 2>&1; then \
+		golangci-lint run ./...; \
+	else \
+		echo "lint: golangci-lint not installed; running go vet and gofmt"; \
+		$(GO) vet ./... && \
+		out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi; \
+	fi
+
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+demo: ## a whole fleet on this machine: build, deploy, watch (go run . demo)
+	@if $(GO) run . demo --help >/dev/null 2>&1; then $(GO) run . demo; \
+	else echo "demo: the demo command is not written yet"; fi
+
+clean: ## remove build output
+	rm -rf bin

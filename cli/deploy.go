@@ -1,0 +1,268 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/relaymesh/relaymesh/coordinator"
+	"github.com/relaymesh/relaymesh/core"
+)
+
+func (a *app) deployCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "deploy",
+		Usage: "deployments: signed orders to install packages on nodes",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "sign an order for PACKAGE... to the targets and hand it to the mesh",
+				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch]",
+				Flags: append(adminFlags(),
+					&cli.StringSliceFlag{Name: "node", Usage: "target node ID or name (repeatable)"},
+					&cli.StringSliceFlag{Name: "site", Usage: "target every node of a site (repeatable)"},
+					&cli.StringSliceFlag{Name: "tag", Usage: "target every node with a tag (repeatable)"},
+					&cli.StringFlag{Name: "os", Usage: "only nodes of this OS (linux, windows, ...)"},
+					&cli.BoolFlag{Name: "all", Usage: "target every enrolled node"},
+					&cli.StringFlag{Name: "not-before", Usage: "do not install before this time (RFC 3339)"},
+					&cli.StringFlag{Name: "window", Usage: "maintenance window in the node's local time, e.g. 'Sat 02:00-04:00'"},
+					&cli.StringFlag{Name: "expires", Usage: "the order expires this long after not-before (default 168h)"},
+					&cli.IntFlag{Name: "priority", Value: -1, Usage: "0 (first) to 10; default: the packages' own"},
+					&cli.BoolFlag{Name: "bulk", Usage: "stop at the first failure and roll back (default: one-by-one)"},
+					&cli.StringFlag{Name: "reboot", Value: "never", Usage: "never, if-needed or always"},
+					&cli.StringFlag{Name: "timeout", Usage: "install time budget for the whole order, e.g. 10m"},
+					&cli.BoolFlag{Name: "prefetch", Usage: "download before the window opens; install inside it"},
+				),
+				Action: a.deployCreate,
+			},
+			{
+				Name: "list", Usage: "list deployments, newest first", Flags: adminFlags(),
+				Action: func(c *cli.Context) error {
+					cl, err := a.client(c)
+					if err != nil {
+						return err
+					}
+					ds, err := cl.Deployments(c.Context)
+					if err != nil {
+						return apiErr("deploy list", err)
+					}
+					if c.Bool("json") {
+						return a.printJSON(ds)
+					}
+					w := a.table()
+					fmt.Fprintln(w, "ID\tSTATE\tTARGETS\tSUCCESS\tERRORS\tPENDING\tCREATED")
+					for _, d := range ds {
+						ok, bad, pending := tally(d)
+						fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", d.ID, d.State, d.Targets, ok, bad, pending, d.Created.Local().Format("2006-01-02 15:04"))
+					}
+					return w.Flush()
+				},
+			},
+			{
+				Name: "show", Usage: "per-status counts, per-site table and per-node rows", ArgsUsage: "ID",
+				Flags: append(adminFlags(),
+					&cli.BoolFlag{Name: "watch", Usage: "refresh until the deployment is done"},
+					&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "refresh interval with --watch"},
+				),
+				Action: a.deployShow,
+			},
+			{
+				Name: "cancel", Usage: "cancel (allowed while scheduled, or while no node is mid-install)", ArgsUsage: "ID", Flags: adminFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usageErrorf("deploy cancel: give one deployment ID")
+					}
+					cl, err := a.client(c)
+					if err != nil {
+						return err
+					}
+					d, err := cl.CancelDeployment(c.Context, c.Args().First())
+					if err != nil {
+						return apiErr("deploy cancel", err)
+					}
+					if c.Bool("json") {
+						return a.printJSON(d)
+					}
+					fmt.Fprintf(a.stdout, "deployment %s %s\n", d.ID, d.State)
+					return nil
+				},
+			},
+			{
+				Name: "validate", Usage: "clear SUCCESS rows; with --all also unaffect nodes never notified", ArgsUsage: "ID",
+				Flags: append(adminFlags(),
+					&cli.BoolFlag{Name: "success", Usage: "clear SUCCESS rows (the default)"},
+					&cli.BoolFlag{Name: "all", Usage: "also unaffect nodes never notified"},
+				),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usageErrorf("deploy validate: give one deployment ID")
+					}
+					cl, err := a.client(c)
+					if err != nil {
+						return err
+					}
+					n, err := cl.ValidateDeployment(c.Context, c.Args().First(), c.Bool("all"))
+					if err != nil {
+						return apiErr("deploy validate", err)
+					}
+					fmt.Fprintf(a.stdout, "%d rows cleared\n", n)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func (a *app) deployCreate(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usageErrorf("deploy create: give at least one package ID (see 'relaymesh package list')")
+	}
+	req := coordinator.DeployRequest{
+		Packages: c.Args().Slice(), Nodes: c.StringSlice("node"), Sites: c.StringSlice("site"),
+		Tags: c.StringSlice("tag"), OS: c.String("os"), All: c.Bool("all"),
+		NotBefore: c.String("not-before"), Window: c.String("window"), Expires: c.String("expires"),
+		Bulk: c.Bool("bulk"), Reboot: c.String("reboot"), Timeout: c.String("timeout"), Prefetch: c.Bool("prefetch"),
+	}
+	if p := c.Int("priority"); p != -1 {
+		if p < 0 || p > 10 {
+			return usageErrorf("deploy create: --priority %d: must be between 0 and 10", p)
+		}
+		req.Priority = &p
+	}
+	switch req.Reboot {
+	case "never", "if-needed", "always":
+	default:
+		return usageErrorf("deploy create: --reboot %q: want never, if-needed or always", req.Reboot)
+	}
+	if _, err := core.ParseWindow(req.Window); err != nil {
+		return usageErrorf("deploy create: --window: %v", err)
+	}
+	if !req.All && len(req.Nodes)+len(req.Sites)+len(req.Tags) == 0 {
+		return usageErrorf("deploy create: no targets: give --node, --site, --tag or --all")
+	}
+	cl, err := a.client(c)
+	if err != nil {
+		return err
+	}
+	d, err := cl.CreateDeployment(c.Context, req)
+	if err != nil {
+		return apiErr("deploy create", err)
+	}
+	if c.Bool("json") {
+		return a.printJSON(d)
+	}
+	if a.quiet {
+		fmt.Fprintln(a.stdout, d.ID)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "deployment %s: %s, %d targets, order sequence %d\n", d.ID, d.State, d.Targets, d.Seq)
+	return nil
+}
+
+func (a *app) deployShow(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("deploy show: give one deployment ID")
+	}
+	cl, err := a.client(c)
+	if err != nil {
+		return err
+	}
+	id := c.Args().First()
+	for {
+		d, err := cl.Deployment(c.Context, id)
+		if err != nil {
+			return apiErr("deploy show", err)
+		}
+		if c.Bool("json") {
+			if !c.Bool("watch") || d.Done {
+				return a.printJSON(d)
+			}
+		} else {
+			if c.Bool("watch") && a.isTerminal(a.stdout) {
+				fmt.Fprint(a.stdout, "\033[H\033[2J")
+			}
+			writeDeployment(a.stdout, d)
+		}
+		if !c.Bool("watch") || d.Done {
+			return nil
+		}
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-time.After(c.Duration("interval")):
+		}
+	}
+}
+
+func tally(d *coordinator.DeploymentView) (ok, bad, pending int) {
+	for st, n := range d.Counts {
+		switch {
+		case st == core.StateSuccess:
+			ok += n
+		case st.Final():
+			bad += n
+		default:
+			pending += n
+		}
+	}
+	return
+}
+
+// writeDeployment prints a deployment as an admin reads it.
+func writeDeployment(out io.Writer, d *coordinator.DeploymentView) {
+	fmt.Fprintf(out, "deployment %s  %s  seq %d  priority %d  targets %d\n", d.ID, d.State, d.Seq, d.Priority, d.Targets)
+	fmt.Fprintf(out, "packages: %s\n", strings.Join(d.Packages, ", "))
+	if d.Window != "" {
+		fmt.Fprintf(out, "window: %s\n", d.Window)
+	}
+	states := make([]string, 0, len(d.Counts))
+	for st := range d.Counts {
+		states = append(states, string(st))
+	}
+	slices.Sort(states)
+	var parts []string
+	for _, st := range states {
+		parts = append(parts, fmt.Sprintf("%s %d", st, d.Counts[core.State(st)]))
+	}
+	fmt.Fprintf(out, "status: %s\n\n", strings.Join(parts, ", "))
+	w := newTable(out)
+	fmt.Fprintln(w, "SITE\tTOTAL\tSUCCESS\tFAILED\tPENDING")
+	for _, s := range d.Sites {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", s.Site, s.Total, s.Success, s.Failed, s.Pending)
+	}
+	w.Flush()
+	if len(d.Nodes) == 0 {
+		return
+	}
+	fmt.Fprintln(out)
+	w = newTable(out)
+	fmt.Fprintln(w, "SITE\tNODE\tSTATE\tEXIT\tFETCHED\tUPDATED\tDETAIL")
+	for _, r := range d.Nodes {
+		state := string(r.State)
+		exit := "-"
+		if r.State == core.StateSuccess || r.State.IsError() && r.ExitCode != 0 {
+			exit = fmt.Sprint(r.ExitCode)
+		}
+		detail := r.Detail
+		if detail == "" {
+			detail = lastLine(r.Output)
+		}
+		if len(detail) > 60 {
+			detail = detail[:57] + "..."
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, state, exit, humanBytes(r.BytesFetched), r.Updated.Local().Format("15:04:05"), detail)
+	}
+	w.Flush()
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
