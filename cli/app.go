@@ -46,6 +46,7 @@ func (a *app) commands() []*cli.Command {
 		a.tokenCommand(),
 		a.nodesCommand(),
 		a.sitesCommand(),
+		a.nodeCommand(),
 		a.packageCommand(),
 		a.deployCommand(),
 		a.keysCommand(),
@@ -76,7 +77,8 @@ func Main(args []string) int {
 // returns the exit code. Errors are printed to stderr as one line
 // "relaymesh: ...".
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).cliApp().RunContext(ctx, args)
+	ca := newApp(stdout, stderr).cliApp()
+	err := ca.RunContext(ctx, reorderArgs(ca, args))
 	return report(ctx, stderr, err)
 }
 

@@ -312,7 +312,7 @@ func TestPackageBuildBadInput(t *testing.T) {
 		{"bad name", with([]string{"--name", "a b", "--version", "1"}, "--action", "launch", "--command", "x", archive), []string{`"a b"`}},
 		{"bad os", with(launch, "--os", "plan9", archive), []string{`"plan9"`}},
 		{"sub-second timeout", with(launch, "--timeout", "1500ms", archive), []string{"--timeout 1.5s"}},
-		{"flag after archive", with(launch, archive, "--priority", "3"), []string{`"--priority"`, "before ARCHIVE"}},
+		{"unknown flag after archive", with(launch, archive, "--prio", "3"), []string{"prio"}},
 		{"two archives", with(launch, archive, archive), []string{"2 arguments"}},
 		{"out dir missing", with(launch, "--out", filepath.Join(dir, "no", "m.json"), archive), []string{"does not exist"}},
 	} {
@@ -443,5 +443,25 @@ func TestVersion(t *testing.T) {
 	mustSucceed(t, r)
 	if r.stdout != "relaymesh "+Version+"\n" {
 		t.Errorf("--version printed %q", r.stdout)
+	}
+}
+
+// Flags may follow positional arguments, as in `deploy create PKG --all`.
+func TestFlagsAfterArguments(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "a.tgz")
+	if err := os.WriteFile(archive, []byte("some archive bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.json")
+	res := run(t, "package", "build", archive, "--store", filepath.Join(dir, "s"), "--out", out,
+		"--name", "agent", "--version", "1", "--action", "launch", "--command", "./install.sh", "--priority", "3")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	res = run(t, "package", "inspect", out, "--json")
+	if res.code != 0 || !strings.Contains(res.stdout, `"priority": 3`) {
+		t.Fatalf("inspect: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }

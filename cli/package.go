@@ -26,7 +26,7 @@ func (a *app) packageCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "package",
 		Usage: "build, inspect and verify packages",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			{
 				Name:      "build",
 				Usage:     "cut an archive into fragments, store them and write the package manifest",
@@ -54,6 +54,12 @@ func (a *app) packageCommand() *cli.Command {
 					storeFlag("fragment store directory (created if missing)"),
 					&cli.StringFlag{Name: "out", Usage: "manifest file to write (default NAME-VERSION.manifest.json)"},
 					&cli.BoolFlag{Name: "quiet", Usage: "no progress bar or summary; print only the package ID"},
+					&cli.BoolFlag{Name: "publish", Usage: "upload to the coordinator after building (implied by --coordinator-url/--coordinator-dir)"},
+					&cli.StringFlag{Name: "coordinator-url", Usage: "admin API URL: upload the package after building"},
+					&cli.StringFlag{Name: "coordinator-dir", Usage: "a local coordinator's directory: upload the package after building"},
+					&cli.StringFlag{Name: "admin-token", Usage: "admin bearer token (prefer --token-file)"},
+					&cli.StringFlag{Name: "token-file", Usage: "file holding the admin token"},
+					&cli.StringFlag{Name: "ca", Usage: "CA certificate (PEM) of the admin API"},
 				},
 				Action: a.packageBuild,
 			},
@@ -79,7 +85,7 @@ func (a *app) packageCommand() *cli.Command {
 				},
 				Action: a.packageVerify,
 			},
-		},
+		}, a.publishCommands()...),
 	}
 }
 
@@ -135,6 +141,18 @@ func (a *app) packageBuild(c *cli.Context) error {
 	res, err := buildPackage(c.Context, spec)
 	if err != nil {
 		return err
+	}
+	if wantsPublish(c) {
+		data, err := res.manifest.Encode()
+		if err != nil {
+			return err
+		}
+		if _, err := a.publish(c, data, spec.storeDir); err != nil {
+			return err
+		}
+		if !a.quiet && !c.Bool("quiet") {
+			fmt.Fprintf(a.stderr, "published %s to the coordinator\n", res.id)
+		}
 	}
 	if !a.quiet && !c.Bool("quiet") {
 		what := "no archive"

@@ -54,6 +54,9 @@ func Seal(typ string, payload []byte, priv ed25519.PrivateKey) *Envelope {
 // Open checks the envelope's type and signature against pub and returns the
 // payload. It does not decode the payload.
 func (e *Envelope) Open(typ string, pub ed25519.PublicKey) ([]byte, error) {
+	if e == nil {
+		return nil, fmt.Errorf("%w: no envelope", ErrBadEnvelope)
+	}
 	if e.Type != typ {
 		return nil, fmt.Errorf("%w: got %q, want %q", ErrWrongType, e.Type, typ)
 	}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 )
@@ -112,6 +113,9 @@ func (m *Manifest) Validate() error {
 	if m.StorePath != "" && (strings.ContainsRune(m.StorePath, 0) || !isAbs(m.StorePath)) {
 		return bad("store path %q: must be an absolute path", m.StorePath)
 	}
+	if !utf8.ValidString(m.StorePath) {
+		return bad("store path %q: not valid UTF-8", m.StorePath)
+	}
 	if m.Size < 0 {
 		return bad("size %d: must not be negative", m.Size)
 	}
@@ -159,6 +163,9 @@ func checkArgv(field string, argv []string) error {
 	for i, a := range argv {
 		if strings.ContainsRune(a, 0) {
 			return fmt.Errorf("%s: argument %d holds a NUL byte", field, i)
+		}
+		if !utf8.ValidString(a) {
+			return fmt.Errorf("%s: argument %d %q is not valid UTF-8", field, i, a)
 		}
 		if i == 0 && a == "" {
 			return fmt.Errorf("%s: program name is empty", field)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // OrderSchema is the order format version.
@@ -92,8 +93,8 @@ func (o *Order) Validate() error {
 		return bad("targets must be sorted and unique")
 	}
 	for _, t := range o.Targets {
-		if t == "" || len(t) > 128 {
-			return bad("target %q: not a node ID", t)
+		if t == "" || len(t) > 128 || !utf8.ValidString(t) {
+			return bad("target %q: not a node ID (1-128 bytes of UTF-8)", t)
 		}
 	}
 	if o.Priority < 0 || o.Priority > 10 {

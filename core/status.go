@@ -87,8 +87,8 @@ func (s *Status) Validate() error {
 	if s.Schema != StatusSchema {
 		return bad("schema %d: want %d", s.Schema, StatusSchema)
 	}
-	if s.NodeID == "" || len(s.NodeID) > 128 {
-		return bad("node %q: not a node ID", s.NodeID)
+	if s.NodeID == "" || len(s.NodeID) > 128 || !utf8.ValidString(s.NodeID) {
+		return bad("node %q: not a node ID (1-128 bytes of UTF-8)", s.NodeID)
 	}
 	if !orderIDRe.MatchString(s.OrderID) {
 		return bad("order %q: not an order ID", s.OrderID)

@@ -41,6 +41,9 @@ func PinnedKeys(pubs ...ed25519.PublicKey) map[string]ed25519.PublicKey {
 // pinned key, signature, encoding, issued-at, expiry and addressing. The
 // sequence is compared with the highest seen but not stored.
 func (v *Verifier) Check(e *Envelope) (*Order, error) {
+	if e == nil {
+		return nil, fmt.Errorf("%w: no envelope", ErrBadEnvelope)
+	}
 	pub, ok := v.Keys[e.KeyID]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not pinned on this node", ErrUnknownKey, short(e.KeyID))

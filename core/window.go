@@ -120,6 +120,9 @@ func (w Window) NextOpen(t time.Time) time.Time {
 	for i := range 8 {
 		d := day.AddDate(0, 0, i)
 		open := d.Add(time.Duration(w.Start) * time.Minute)
+		if open.Hour()*60+open.Minute() != w.Start { // a DST change before the start
+			open = time.Date(d.Year(), d.Month(), d.Day(), w.Start/60, w.Start%60, 0, 0, t.Location())
+		}
 		if open.After(t) && w.dayOK(d.Weekday()) {
 			return open
 		}
