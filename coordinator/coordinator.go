@@ -58,6 +58,7 @@ type Coordinator struct {
 	adminToken string
 	gossipKeys [][]byte
 	identity   crypto.PrivKey
+	peerID     string // identity's peer ID, known before Start
 
 	host     host.Host
 	gater    *p2p.Gater
@@ -97,6 +98,9 @@ func Open(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	if c.identity, err = p2p.ReadIdentity(filepath.Join(dir, FileIdentity)); err != nil {
+		return nil, err
+	}
+	if c.peerID, err = peerIDOf(c.identity); err != nil {
 		return nil, err
 	}
 	tok, err := core.ReadSecretFile(filepath.Join(dir, FileAdminToken))

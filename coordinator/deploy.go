@@ -22,7 +22,7 @@ type DeployRequest struct {
 	All       bool     `json:"all,omitempty"`
 	NotBefore string   `json:"not_before,omitempty"` // RFC 3339; default now
 	Window    string   `json:"window,omitempty"`
-	Expires   string   `json:"expires,omitempty"` // duration after not-before; default 168h
+	Expires   string   `json:"expires,omitempty"`  // duration after not-before; default 168h
 	Priority  *int     `json:"priority,omitempty"` // default: the packages' lowest
 	Bulk      bool     `json:"bulk,omitempty"`
 	Reboot    string   `json:"reboot,omitempty"`  // never (default), if-needed, always

@@ -59,6 +59,10 @@ func (c *Coordinator) Intake(reports []*core.Envelope) *core.StatusAck {
 		if row == nil {
 			ack.Results[i], ack.Errors[i] = core.AckRejected, "unknown order "+s.OrderID+" for this node"
 			c.counters.UnknownOrder.Add(1)
+			// The report is authentic: record its sequence, or the node's
+			// watermark would stall below it for good.
+			n.markSeq(s.Seq)
+			dirtyNodes[s.NodeID] = n
 			continue
 		}
 		if d := dirtyRows[s.OrderID+"/"+s.NodeID]; d != nil {
@@ -141,7 +145,6 @@ func cloneMap(m map[string]PackageRow) map[string]PackageRow {
 // cores.
 func (c *Coordinator) verifyAll(reports []*core.Envelope) []checked {
 	res := make([]checked, len(reports))
-	c.st.mu.RLock()
 	workers := min(runtime.GOMAXPROCS(0), (len(reports)+63)/64)
 	var wg sync.WaitGroup
 	for w := range max(workers, 1) {

@@ -101,7 +101,8 @@ func (c *Coordinator) sweepLoop(ctx context.Context) {
 
 // Sweep marks rows whose node went silent while it should be working as
 // ERR_TIMEOUT "no feedback". The timer runs for rows in NOTIFIED,
-// DOWNLOADING or INSTALLING once the order is due; it starts at the later
+// DOWNLOADING or INSTALLING once the order is due (NOTIFIED rows of an
+// order with a maintenance window wait for it and are left alone); it starts at the later
 // of the last report and not-before, and while installing it also allows
 // the order's own timeout. A later report still updates the row.
 func (c *Coordinator) Sweep() int {
@@ -120,7 +121,11 @@ func (c *Coordinator) Sweep() int {
 		}
 		for node, r := range c.st.rows[id] {
 			switch r.State {
-			case core.StateNotified, core.StateDownloading, core.StateInstalling:
+			case core.StateDownloading, core.StateInstalling:
+			case core.StateNotified:
+				if d.Window != "" {
+					continue // waiting for its window, in its own time zone
+				}
 			default:
 				continue
 			}

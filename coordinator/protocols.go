@@ -92,7 +92,7 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 		Tags:        n.Tags,
 		OrderKeys:   []string{c.orderKeyPEM()},
 		GossipKeys:  keys,
-		Coordinator: c.host.ID().String(),
+		Coordinator: c.peerID,
 		SiteMembers: c.siteMembersLocked(n.Site, id, now),
 	}, nil
 }
@@ -165,11 +165,12 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	// Persist a heartbeat when something but the time changed, or the
 	// stored last-seen is getting old; memory always has the latest.
 	if !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr || cp.Relay != n.Relay ||
-		cp.Name != n.Name || cp.Version != n.Version || now.Sub(n.LastSeen) > time.Minute {
+		cp.Name != n.Name || cp.Version != n.Version || now.Sub(c.st.savedSeen[node]) > time.Minute {
 		if err := c.st.write(jsonPair(keyNode+node, &cp)); err != nil {
 			c.st.mu.Unlock()
 			return nil, err
 		}
+		c.st.savedSeen[node] = now
 	}
 	c.st.nodes[node] = &cp
 	resp := &core.SyncResponse{Orders: c.ordersForLocked(node, req.AfterSeq, false), SiteMembers: c.siteMembersLocked(cp.Site, node, now)}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/relaymesh/relaymesh/cache"
@@ -42,6 +43,9 @@ type state struct {
 	deps     map[string]*Deployment
 	rows     map[string]map[string]*Row // deployment → node → row
 	seq      uint64
+	// savedSeen is the last-seen time last written per node, so heartbeats
+	// are persisted about once a minute, not on every sync.
+	savedSeen map[string]time.Time
 }
 
 type kvPair struct {
@@ -99,6 +103,8 @@ func loadState(kv cache.KV) (*state, error) {
 		packages: map[string]*PackageRecord{},
 		deps:     map[string]*Deployment{},
 		rows:     map[string]map[string]*Row{},
+
+		savedSeen: map[string]time.Time{},
 	}
 	scan := func(prefix string, fn func(key string, val []byte) error) error {
 		return kv.Scan(prefix, func(key string, val []byte) error {
