@@ -1,0 +1,232 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"gopkg.in/yaml.v3"
+
+	"github.com/relaymesh/relaymesh/node/install"
+)
+
+// DefaultListen is where a node listens unless told otherwise: loopback,
+// on a port the system picks. A node reaches the coordinator by dialing
+// out (sync, status), so it works behind this default; to receive pushed
+// orders and serve its site, set listen in DIR/config.yaml, for example
+// to /ip4/0.0.0.0/tcp/4711.
+const DefaultListen = "/ip4/127.0.0.1/tcp/0"
+
+// ConfigFile is the optional configuration file inside the node directory.
+const ConfigFile = "config.yaml"
+
+// Config is every tunable of a node. Field names in config.yaml are the
+// yaml tags; durations are written as "60s", "5m".
+type Config struct {
+	// Dir holds node.json, the identity, the cache and temp dirs.
+	Dir string `yaml:"-"`
+	// Listen are libp2p multiaddrs to listen on.
+	Listen []string `yaml:"listen"`
+
+	// SyncInterval is the period of order catch-up and heartbeat.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// CallTimeout bounds one exchange with the coordinator.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+
+	// StatusBackoffMin and StatusBackoffMax bound the doubling delay
+	// between failed status deliveries.
+	StatusBackoffMin time.Duration `yaml:"status_backoff_min"`
+	StatusBackoffMax time.Duration `yaml:"status_backoff_max"`
+	// StatusBatch is the most reports sent in one batch.
+	StatusBatch int `yaml:"status_batch"`
+
+	// FetchConcurrency is the most fragment fetches in flight per job.
+	FetchConcurrency int `yaml:"fetch_concurrency"`
+	// FragmentRetry is how many times one fragment fetch is tried within
+	// one job attempt.
+	FragmentRetry int `yaml:"fragment_retry"`
+	// ParallelDownloads is how many jobs may download at once.
+	ParallelDownloads int `yaml:"parallel_downloads"`
+	// JobAttempts is how many times a job's download is attempted before
+	// the job fails; JobBackoffMin/Max bound the doubling delay between.
+	JobAttempts   int           `yaml:"job_attempts"`
+	JobBackoffMin time.Duration `yaml:"job_backoff_min"`
+	JobBackoffMax time.Duration `yaml:"job_backoff_max"`
+
+	// WaitStep is the longest single sleep while a job waits for its
+	// not-before time or maintenance window; the clock (Now) is read again
+	// after each, so a clock change or an injected clock is noticed.
+	WaitStep time.Duration `yaml:"wait_step"`
+
+	// CacheQuota caps the fragment bytes in the cache; 0 means unlimited.
+	CacheQuota int64 `yaml:"cache_quota"`
+	// RebootCommand is run (argv) when an order asks for a reboot; empty
+	// means node/runner's default, shutdown -r +1.
+	RebootCommand []string `yaml:"reboot_command"`
+	// TempDir is where launch packages are extracted; empty means DIR/tmp.
+	TempDir string `yaml:"temp_dir"`
+	// InstallLimits caps what one archive may put on disk.
+	InstallLimits install.Limits `yaml:"install_limits"`
+	// MaxUploadBps caps fragment upload to peers, bytes/s; 0 = unlimited.
+	MaxUploadBps int64 `yaml:"max_upload_bps"`
+
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger `yaml:"-"`
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time `yaml:"-"`
+	// Installer runs installs; nil means node/runner. Tests and the
+	// simulator set their own.
+	Installer Installer `yaml:"-"`
+}
+
+// DefaultConfig returns the production settings for a node rooted at dir.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:               dir,
+		Listen:            []string{DefaultListen},
+		SyncInterval:      60 * time.Second,
+		CallTimeout:       30 * time.Second,
+		StatusBackoffMin:  time.Second,
+		StatusBackoffMax:  60 * time.Second,
+		StatusBatch:       100,
+		FetchConcurrency:  4,
+		FragmentRetry:     3,
+		ParallelDownloads: 2,
+		JobAttempts:       5,
+		JobBackoffMin:     10 * time.Second,
+		JobBackoffMax:     10 * time.Minute,
+		WaitStep:          time.Minute,
+		CacheQuota:        8 << 30,
+		InstallLimits:     install.DefaultLimits(),
+	}
+}
+
+// TestConfig returns DefaultConfig with timers fast enough for in-process
+// tests and simulations.
+func TestConfig(dir string) Config {
+	c := DefaultConfig(dir)
+	c.SyncInterval = 200 * time.Millisecond
+	c.CallTimeout = 5 * time.Second
+	c.StatusBackoffMin = 10 * time.Millisecond
+	c.StatusBackoffMax = 200 * time.Millisecond
+	c.JobBackoffMin = 10 * time.Millisecond
+	c.JobBackoffMax = 100 * time.Millisecond
+	c.WaitStep = 20 * time.Millisecond
+	c.CacheQuota = 0
+	return c
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, a...))
+	}
+	if c.Dir == "" {
+		return bad("Dir is empty: give the node directory (the one enroll wrote)")
+	}
+	if len(c.Listen) == 0 {
+		return bad("listen is empty: give at least one multiaddr, e.g. %s", DefaultListen)
+	}
+	for i, s := range c.Listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return bad("listen[%d] %q: %v", i, s, err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"sync_interval", c.SyncInterval}, {"call_timeout", c.CallTimeout},
+		{"status_backoff_min", c.StatusBackoffMin}, {"status_backoff_max", c.StatusBackoffMax},
+		{"job_backoff_min", c.JobBackoffMin}, {"job_backoff_max", c.JobBackoffMax},
+		{"wait_step", c.WaitStep},
+	} {
+		if d.v <= 0 {
+			return bad("%s %s: must be positive", d.name, d.v)
+		}
+	}
+	if c.StatusBackoffMax < c.StatusBackoffMin {
+		return bad("status_backoff_max %s is below status_backoff_min %s", c.StatusBackoffMax, c.StatusBackoffMin)
+	}
+	if c.JobBackoffMax < c.JobBackoffMin {
+		return bad("job_backoff_max %s is below job_backoff_min %s", c.JobBackoffMax, c.JobBackoffMin)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"status_batch", c.StatusBatch}, {"fetch_concurrency", c.FetchConcurrency},
+		{"fragment_retry", c.FragmentRetry}, {"parallel_downloads", c.ParallelDownloads},
+		{"job_attempts", c.JobAttempts},
+	} {
+		if n.v <= 0 {
+			return bad("%s %d: must be positive", n.name, n.v)
+		}
+	}
+	if c.CacheQuota < 0 {
+		return bad("cache_quota %d: must be >= 0 (0 = unlimited)", c.CacheQuota)
+	}
+	if c.MaxUploadBps < 0 {
+		return bad("max_upload_bps %d: must be >= 0 (0 = unlimited)", c.MaxUploadBps)
+	}
+	if c.TempDir != "" && !filepath.IsAbs(c.TempDir) {
+		return bad("temp_dir %q: must be an absolute path", c.TempDir)
+	}
+	if err := c.InstallLimits.Validate(); err != nil {
+		return bad("install_limits: %v", err)
+	}
+	return nil
+}
+
+// LoadConfig returns DefaultConfig(dir) overlaid with DIR/config.yaml when
+// that file exists. Unknown keys are an error, so a typo is not silently
+// ignored.
+func LoadConfig(dir string) (Config, error) {
+	c := DefaultConfig(dir)
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, c.Validate()
+	}
+	if err != nil {
+		return c, fmt.Errorf("node: read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%w: %s: %w", ErrBadConfig, path, err)
+	}
+	c.Dir = dir
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c Config) tempDir() string {
+	if c.TempDir != "" {
+		return c.TempDir
+	}
+	return filepath.Join(c.Dir, "tmp")
+}

@@ -1,0 +1,163 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"regexp"
+
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
+)
+
+// orderIDRe is core's order ID syntax: a report can only name such an ID.
+var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// peekOrderID reads an order's ID from a payload without trusting it, to
+// name the order in a refusal report; "" when it cannot be read.
+func peekOrderID(payload []byte) string {
+	var p struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(payload, &p) != nil || !orderIDRe.MatchString(p.ID) {
+		return ""
+	}
+	return p.ID
+}
+
+// refusalState maps a Verifier error to the state reported for the
+// refused order. ok is false for refusals that are not reported: an order
+// issued in the (node's) future may become valid when the clocks agree,
+// and a storage failure says nothing about the order.
+func refusalState(err error) (st core.State, ok bool) {
+	switch {
+	case errors.Is(err, core.ErrNotYetValid):
+		return "", false
+	case errors.Is(err, core.ErrBadSignature), errors.Is(err, core.ErrUnknownKey), errors.Is(err, core.ErrWrongType):
+		return core.ErrBadSigSt, true
+	case errors.Is(err, core.ErrExpired):
+		return core.ErrExpiredSt, true
+	case errors.Is(err, core.ErrReplay):
+		return core.ErrReplaySt, true
+	case errors.Is(err, core.ErrNotAddressed), errors.Is(err, core.ErrBadOrder),
+		errors.Is(err, core.ErrBadEnvelope), errors.Is(err, core.ErrNotCanonical):
+		return core.ErrBadID, true
+	}
+	return "", false
+}
+
+func envelopeDigest(e *core.Envelope) string {
+	h := sha256.New()
+	h.Write([]byte(e.Type + "\x00" + e.KeyID + "\x00"))
+	h.Write(e.Payload)
+	h.Write(e.Sig)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// intake takes one signed order in, from a push or a sync, and reports
+// whether it was accepted now. An order already accepted (same ID, same
+// payload) is ignored, as is one refused before (same envelope): that is
+// redelivery, not news. Everything else is verified; an accepted order is
+// stored and acted on, a refused one is reported, when its ID can be
+// read, and never acted on.
+func (n *Node) intake(env *core.Envelope) bool {
+	n.intakeMu.Lock()
+	defer n.intakeMu.Unlock()
+	id := peekOrderID(env.Payload)
+	var known *core.Envelope
+	if id != "" {
+		if b, err := n.kv.Get(keyOrder + id); err == nil {
+			if known, err = core.DecodeEnvelope(b); err == nil && bytes.Equal(known.Payload, env.Payload) {
+				return false
+			}
+		}
+		if b, err := n.kv.Get(keyRefused + id); err == nil && string(b) == envelopeDigest(env) {
+			return false
+		}
+	}
+	o, err := n.verifier.Accept(env)
+	if err != nil {
+		n.refuse(env, id, known != nil, err)
+		return false
+	}
+	n.log.Info("order accepted", "order", o.ID, "kind", o.Kind, "seq", o.Seq, "priority", o.Priority)
+	switch o.Kind {
+	case core.KindDeploy:
+		n.acceptDeploy(env, o)
+	case core.KindCancel:
+		n.acceptCancel(env, o)
+	}
+	return true
+}
+
+// refuse reports a refused order. A refusal naming an order this node
+// accepted earlier (a tampered or replayed copy of it) is only logged: a
+// report would overwrite the real order's state at the coordinator.
+func (n *Node) refuse(env *core.Envelope, id string, knownID bool, err error) {
+	st, ok := refusalState(err)
+	log := n.log.With("order", id, "err", err)
+	switch {
+	case !ok:
+		log.Warn("order not accepted now")
+		return
+	case id == "":
+		log.Warn("order refused; its ID is unreadable, not reported")
+		return
+	case knownID:
+		log.Warn("order refused: a different copy of an order accepted before; not reported", "state", st)
+		return
+	}
+	log.Warn("order refused", "state", st)
+	err2 := n.commit(func(tx cache.KVTx) error {
+		if err := tx.Set(keyRefused+id, []byte(envelopeDigest(env))); err != nil {
+			return err
+		}
+		return n.out.add(tx, core.Status{OrderID: id, State: st, ExitCode: -1, Detail: err.Error()})
+	})
+	if err2 != nil {
+		n.log.Error("cannot store refusal report", "order", id, "err", err2)
+	}
+}
+
+// acceptDeploy stores the order and its new job and reports NOTIFIED, in
+// one transaction, then starts the job.
+func (n *Node) acceptDeploy(env *core.Envelope, o *core.Order) {
+	b, err := env.Encode()
+	if err == nil {
+		j := newJob(o)
+		err = n.commit(func(tx cache.KVTx) error {
+			if err := tx.Set(keyOrder+o.ID, b); err != nil {
+				return err
+			}
+			if err := j.save(tx); err != nil {
+				return err
+			}
+			return n.out.add(tx, core.Status{OrderID: o.ID, State: core.StateNotified})
+		})
+		if err == nil {
+			n.startJob(j)
+			return
+		}
+	}
+	n.log.Error("cannot store accepted order: it is lost until redeployed", "order", o.ID, "err", err)
+}
+
+// acceptCancel stores a cancel order and cancels its target if the target
+// has not begun installing; an installing or finished job is left alone.
+func (n *Node) acceptCancel(env *core.Envelope, o *core.Order) {
+	if b, err := env.Encode(); err == nil {
+		if err := n.kv.Set(keyOrder+o.ID, b); err != nil {
+			n.log.Error("cannot store cancel order", "order", o.ID, "err", err)
+		}
+	}
+	n.jobsMu.Lock()
+	j := n.jobs[o.Cancels]
+	n.jobsMu.Unlock()
+	if j == nil {
+		n.log.Info("cancel order names no pending job here", "order", o.ID, "cancels", o.Cancels)
+		return
+	}
+	n.cancelJob(j, "cancelled by order "+o.ID)
+}

@@ -1,0 +1,144 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+// Response size caps of the coordinator's answers.
+const (
+	maxSyncResponse   = 64 << 20
+	maxStatusResponse = 1 << 20
+	maxPushRequest    = 64 << 20
+)
+
+// syncLoop pulls orders: at start, every SyncInterval, and when the
+// coordinator connection comes back.
+func (n *Node) syncLoop() {
+	t := time.NewTicker(n.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		if err := n.syncOnce(n.ctx); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("sync failed", "err", err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.syncKick:
+		}
+	}
+}
+
+// syncOnce asks the coordinator for the orders above the highest sequence
+// accepted, and takes each in.
+func (n *Node) syncOnce(ctx context.Context) error {
+	after, err := n.seqs.maxSeq()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
+	defer cancel()
+	req := &core.SyncRequest{AfterSeq: after, Info: n.info()}
+	resp, err := p2p.Call[core.SyncRequest, core.SyncResponse](cctx, n.h, n.coord.ID, core.ProtoSync, req, maxSyncResponse)
+	if err != nil {
+		return fmt.Errorf("node: sync: %w", err)
+	}
+	for _, env := range resp.Orders {
+		n.intake(env)
+	}
+	return nil
+}
+
+func (n *Node) info() core.NodeInfo {
+	addrs := n.h.Addrs()
+	out := make([]string, 0, min(len(addrs), 16))
+	for _, a := range addrs[:min(len(addrs), 16)] {
+		out = append(out, a.String())
+	}
+	return core.NodeInfo{Hostname: n.enr.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: out}
+}
+
+// sendStatus delivers one outbox batch to the coordinator.
+func (n *Node) sendStatus(ctx context.Context, b *core.StatusBatch) (*core.StatusAck, error) {
+	cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
+	defer cancel()
+	return p2p.Call[core.StatusBatch, core.StatusAck](cctx, n.h, n.coord.ID, core.ProtoStatus, b, maxStatusResponse)
+}
+
+// handlePush takes in orders the coordinator (or, later, a relay) pushes.
+// The gater lets only the coordinator and site peers this far; each order
+// is verified on its own whoever forwarded it.
+func (n *Node) handlePush(_ context.Context, from peer.ID, req *core.OrdersPush) (*core.OrdersAck, error) {
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	accepted := 0
+	for _, env := range req.Orders {
+		if env != nil && n.intake(env) {
+			accepted++
+		}
+	}
+	n.log.Debug("orders pushed", "from", from, "orders", len(req.Orders), "accepted", accepted)
+	return &core.OrdersAck{Accepted: accepted}, nil
+}
+
+// notifiee watches the coordinator connection: when it comes back after
+// being lost, the node syncs and retries its outbox at once.
+func (n *Node) notifiee() network.Notifiee {
+	return &network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			if c.RemotePeer() == n.coord.ID && n.lost.Swap(false) {
+				signal(n.syncKick)
+				signal(n.out.kick)
+			}
+		},
+		DisconnectedF: func(net network.Network, c network.Conn) {
+			if c.RemotePeer() == n.coord.ID && net.Connectedness(n.coord.ID) != network.Connected {
+				n.lost.Store(true)
+			}
+		},
+	}
+}
+
+// storeSource serves the cache's fragments over p2p.FragmentProtocol.
+type storeSource struct{ s cache.Store }
+
+func (f storeSource) OpenFragment(_ context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	r, size, err := f.s.Open(c)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", p2p.ErrNotFound, c)
+	}
+	return r, size, err
+}
+
+// installedKV is runner.Installed over the node's KV.
+type installedKV struct{ kv cache.KV }
+
+const keyInstalled = "installed/"
+
+func (i installedKV) IsInstalled(pkgID string) (bool, error) {
+	_, err := i.kv.Get(keyInstalled + pkgID)
+	if errors.Is(err, cache.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (i installedKV) MarkInstalled(pkgID, orderID string) error {
+	return i.kv.Set(keyInstalled+pkgID, []byte(orderID))
+}
+
+func (i installedKV) Unmark(pkgID string) error { return i.kv.Delete(keyInstalled + pkgID) }
