@@ -67,7 +67,7 @@ type Coordinator struct {
 
 	api      *http.Server
 	apiAddr  string
-	pushq    chan string
+	pushq    chan pushJob
 	pushMu   sync.Mutex
 	pushing  map[string]bool
 	cancel   context.CancelFunc
@@ -186,7 +186,8 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		lim = rate.NewLimiter(rate.Limit(c.cfg.MaxUploadBps), 256<<10)
 	}
 	if err := p2p.ServeFragments(h, p2p.FragmentServerConfig{
-		Source: fragmentSource{c.store}, Authorize: c.enrolled, Limiter: lim, Meter: c.meter, Logger: c.log,
+		// c.meter already counts every stream byte at the host.
+		Source: fragmentSource{c.store}, Authorize: c.enrolled, Limiter: lim, Logger: c.log,
 	}); err != nil {
 		h.Close()
 		return err
@@ -225,7 +226,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		c.Close()
 		return err
 	}
-	c.pushq = make(chan string, 1<<16)
+	c.pushq = make(chan pushJob, 1<<16)
 	for range c.cfg.PushConcurrency {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.pushLoop(ctx) }()

@@ -120,7 +120,7 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 	}
 	c.st.rows[id] = rows
 	c.log.Info("deployment created", "id", id, "seq", seq, "packages", len(o.Packages), "targets", len(targets))
-	c.pushLocked(targets)
+	c.dispatchLocked(env, targets)
 	return c.viewLocked(d, false), nil
 }
 
@@ -281,7 +281,9 @@ func (c *Coordinator) CancelDeployment(id string, force bool) (*DeploymentView, 
 		c.st.rows[id][node] = r
 	}
 	c.log.Info("deployment cancelled", "id", id, "state_was", state, "cancel_order_to", len(reach))
-	c.pushLocked(reach)
+	if d2.CancelOrder != nil {
+		c.dispatchLocked(d2.CancelOrder, reach)
+	}
 	return c.viewLocked(&d2, false), nil
 }
 

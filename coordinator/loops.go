@@ -12,6 +12,48 @@ import (
 
 const maxAckBytes = 1 << 20
 
+// pushJob is one push: a node's pending orders (env nil), or one order
+// for a relay to pass to its site.
+type pushJob struct {
+	node string
+	env  *core.Envelope
+}
+
+// dispatchLocked hands a new order to the mesh: to the live relays of each
+// site that has them (they pass it to their site), and straight to the
+// targets of sites without a known relay. Nodes that miss it get it on
+// their next sync.
+func (c *Coordinator) dispatchLocked(env *core.Envelope, targets []string) {
+	now := c.now()
+	relays := map[string][]string{}
+	for _, n := range c.st.nodes {
+		if n.Relay && now.Sub(n.LastSeen) < c.cfg.OnlineWindow {
+			relays[n.Site] = append(relays[n.Site], n.ID)
+		}
+	}
+	var direct []string
+	sites := map[string]bool{}
+	for _, t := range targets {
+		n := c.st.nodes[t]
+		switch {
+		case n == nil:
+		case len(relays[n.Site]) > 0:
+			sites[n.Site] = true
+		default:
+			direct = append(direct, t)
+		}
+	}
+	for s := range sites {
+		for _, r := range relays[s] {
+			select {
+			case c.pushq <- pushJob{node: r, env: env}:
+			default:
+			}
+		}
+	}
+	c.pushLocked(direct)
+}
+
 // pushLocked queues nodes to be sent their pending orders. A node that
 // cannot be reached gets them on its next sync.
 func (c *Coordinator) pushLocked(nodes []string) {
@@ -27,7 +69,7 @@ func (c *Coordinator) pushLocked(nodes []string) {
 		c.pushing[n] = true
 		c.pushMu.Unlock()
 		select {
-		case c.pushq <- n:
+		case c.pushq <- pushJob{node: n}:
 		default:
 			c.pushMu.Lock()
 			delete(c.pushing, n)
@@ -41,24 +83,30 @@ func (c *Coordinator) pushLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case node := <-c.pushq:
+		case job := <-c.pushq:
+			if job.env != nil {
+				c.pushTo(ctx, job.node, []*core.Envelope{job.env})
+				continue
+			}
 			c.pushMu.Lock()
-			delete(c.pushing, node)
+			delete(c.pushing, job.node)
 			c.pushMu.Unlock()
-			c.pushTo(ctx, node)
+			c.pushTo(ctx, job.node, nil)
 		}
 	}
 }
 
-// pushTo sends a node every order it has not reported on yet.
-func (c *Coordinator) pushTo(ctx context.Context, node string) {
+// pushTo sends a node the given orders, or (orders nil) every order it
+// has not reported on yet.
+func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.Envelope) {
 	c.st.mu.RLock()
 	n := c.st.nodes[node]
-	var orders []*core.Envelope
 	var addrs []string
 	if n != nil {
 		addrs = n.Addrs
-		orders = c.ordersForLocked(node, 0, true)
+		if orders == nil {
+			orders = c.ordersForLocked(node, 0, true)
+		}
 	}
 	c.st.mu.RUnlock()
 	if n == nil || len(orders) == 0 {

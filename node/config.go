@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	ma "github.com/multiformats/go-multiaddr"
 	"gopkg.in/yaml.v3"
 
@@ -77,6 +78,34 @@ type Config struct {
 	// MaxUploadBps caps fragment upload to peers, bytes/s; 0 = unlimited.
 	MaxUploadBps int64 `yaml:"max_upload_bps"`
 
+	// Strategy is how fragments are fetched: mesh (site peers, relay,
+	// coordinator), relay (relay pull-through only) or direct (every
+	// fragment from the coordinator).
+	Strategy string `yaml:"strategy"`
+	// NoGossip keeps the node out of its site's pool: it then works
+	// straight from the coordinator.
+	NoGossip bool `yaml:"no_gossip"`
+	// GossipBind and GossipPort are where the site's memberlist pool is
+	// joined (UDP and TCP); port 0 picks a free one.
+	GossipBind string `yaml:"gossip_bind"`
+	GossipPort int    `yaml:"gossip_port"`
+	// FastGossip uses test timings for the pool (tests, demo, simulator).
+	FastGossip bool `yaml:"fast_gossip"`
+	// NotRelay keeps this node from being elected relay.
+	NotRelay bool `yaml:"not_relay"`
+	// UpBps and DownBps are this node's declared link rates (bytes/s),
+	// which relay election ranks.
+	UpBps   int64 `yaml:"up_bps"`
+	DownBps int64 `yaml:"down_bps"`
+	// RelaysPerSite: a site with more live members elects one more relay
+	// per this many (0: the site package's default).
+	RelaysPerSite int `yaml:"relays_per_site"`
+	// SiteWANDownBps caps what this node pulls from outside the site while
+	// it is the relay, bytes/s; 0 = no cap.
+	SiteWANDownBps int64 `yaml:"site_wan_down_bps"`
+	// GossipTransport replaces memberlist's network transport (simulator).
+	GossipTransport memberlist.Transport `yaml:"-"`
+
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 	// Now is the clock; nil means time.Now.
@@ -104,6 +133,10 @@ func DefaultConfig(dir string) Config {
 		JobBackoffMax:     10 * time.Minute,
 		WaitStep:          time.Minute,
 		CacheQuota:        8 << 30,
+		Strategy:          "mesh",
+		GossipBind:        "127.0.0.1",
+		UpBps:             100e6 / 8,
+		DownBps:           100e6 / 8,
 		InstallLimits:     install.DefaultLimits(),
 	}
 }
@@ -120,6 +153,9 @@ func TestConfig(dir string) Config {
 	c.JobBackoffMax = 100 * time.Millisecond
 	c.WaitStep = 20 * time.Millisecond
 	c.CacheQuota = 0
+	// A lone node with the coordinator; mesh tests turn gossip on.
+	c.NoGossip = true
+	c.FastGossip = true
 	return c
 }
 
@@ -169,6 +205,20 @@ func (c Config) Validate() error {
 		if n.v <= 0 {
 			return bad("%s %d: must be positive", n.name, n.v)
 		}
+	}
+	switch c.Strategy {
+	case "mesh", "relay", "direct":
+	default:
+		return bad("strategy %q: want mesh, relay or direct", c.Strategy)
+	}
+	if !c.NoGossip && c.GossipBind == "" {
+		return bad("gossip_bind is empty: give the address to join the site's pool on, e.g. 0.0.0.0")
+	}
+	if c.GossipPort < 0 || c.GossipPort > 65535 {
+		return bad("gossip_port %d: want 0-65535", c.GossipPort)
+	}
+	if c.UpBps < 0 || c.DownBps < 0 || c.SiteWANDownBps < 0 || c.RelaysPerSite < 0 {
+		return bad("up_bps, down_bps, site_wan_down_bps and relays_per_site must be >= 0")
 	}
 	if c.CacheQuota < 0 {
 		return bad("cache_quota %d: must be >= 0 (0 = unlimited)", c.CacheQuota)

@@ -2,19 +2,17 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/node/runner"
-	"github.com/relaymesh/relaymesh/p2p"
 )
 
 // packageError is a permanent problem with one package of an order: no
@@ -27,33 +25,17 @@ type packageError struct {
 
 func (e *packageError) Error() string { return fmt.Sprintf("node: package %s: %s", e.pkg, e.msg) }
 
-// sources lists the peers to fetch from, best first. For now only the
-// coordinator; site peers come with membership.
-func (n *Node) sources() []peer.ID { return []peer.ID{n.coord.ID} }
-
 // fragTimeout bounds one fragment fetch: the call timeout plus one second
 // per 16 KiB, so a fragment still arrives over a slow link.
 func (n *Node) fragTimeout(size int64) time.Duration {
 	return n.cfg.CallTimeout + time.Duration(size/(16<<10))*time.Second
 }
 
-// fetchOne fetches c (at most size bytes) from the first source that has
-// it, verified against c.
+// fetchOne fetches c (at most size bytes), verified against c, from the
+// best source the mesh knows: site peers, the site's relay, the
+// coordinator (see node/mesh).
 func (n *Node) fetchOne(ctx context.Context, c cid.Cid, size int64) ([]byte, error) {
-	var errs []error
-	for _, p := range n.sources() {
-		fctx, cancel := context.WithTimeout(ctx, n.fragTimeout(size))
-		data, err := p2p.FetchFragment(fctx, n.h, p, c, size)
-		cancel()
-		if err == nil {
-			return data, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		errs = append(errs, err)
-	}
-	return nil, errors.Join(errs...)
+	return n.mesh.Fetch(ctx, c, size)
 }
 
 // manifest returns package c's verified manifest, from the cache or
@@ -151,10 +133,6 @@ func (n *Node) download(ctx context.Context, j *job) ([]runner.Package, error) {
 // fragment (FragmentRetry times each) even after one failed, so a retry
 // of the job has less to do, and returns the first error.
 func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, error) {
-	type want struct {
-		c    cid.Cid
-		size int64
-	}
 	var wants []want
 	seen := map[cid.Cid]bool{}
 	for _, p := range pkgs {
@@ -170,17 +148,39 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 			}
 		}
 	}
+	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.Available}
+	if !n.mesh.IsRelay() && n.cfg.Strategy == "mesh" && !n.cfg.NoGossip {
+		// Ask the relay for at most one fragment the site does not have
+		// yet; take what is already in the site first. That keeps the
+		// relay's upstream queue short and copies what it fetched to the
+		// site at once, so a relay that dies takes little with it.
+		pick.maxPulls = 1
+	}
 	var (
 		fetched  atomic.Int64
 		errOnce  sync.Once
 		firstErr error
 		wg       sync.WaitGroup
-		work     = make(chan want)
 	)
 	for range min(n.cfg.FetchConcurrency, len(wants)) {
 		wg.Go(func() {
-			for w := range work {
-				if err := n.fetchFragment(ctx, w.c, w.size); err != nil {
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for ctx.Err() == nil {
+				w, pulled, ok, done := pick.next()
+				if done {
+					return
+				}
+				if !ok {
+					select {
+					case <-ctx.Done():
+					case <-t.C:
+					}
+					continue
+				}
+				err := n.fetchFragment(ctx, w.c, w.size)
+				pick.finish(pulled)
+				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
@@ -188,20 +188,64 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 			}
 		})
 	}
-feed:
-	for _, w := range wants {
-		select {
-		case work <- w:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return fetched.Load(), err
 	}
 	return fetched.Load(), firstErr
+}
+
+type want struct {
+	c    cid.Cid
+	size int64
+}
+
+// picker hands out the fragments a node still needs: first the ones some
+// site peer already holds (in random order), then, at most maxPulls at a
+// time, ones nobody in the site has yet (which the relay pulls in).
+type picker struct {
+	mu       sync.Mutex
+	left     []want
+	pulls    int
+	maxPulls int
+	avail    func(cid.Cid) bool
+}
+
+// next returns a fragment to fetch and whether it is a pull; ok is false
+// when the worker should wait, done when nothing is left.
+func (p *picker) next() (w want, pull, ok, done bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.left) == 0 {
+		return w, false, false, true
+	}
+	start := rand.IntN(len(p.left))
+	for k := range p.left {
+		i := (start + k) % len(p.left)
+		if p.avail(p.left[i].c) {
+			return p.take(i), false, true, false
+		}
+	}
+	if p.pulls >= p.maxPulls {
+		return w, false, false, false
+	}
+	p.pulls++
+	return p.take(start), true, true, false
+}
+
+func (p *picker) take(i int) want {
+	w := p.left[i]
+	p.left[i] = p.left[len(p.left)-1]
+	p.left = p.left[:len(p.left)-1]
+	return w
+}
+
+func (p *picker) finish(pull bool) {
+	if pull {
+		p.mu.Lock()
+		p.pulls--
+		p.mu.Unlock()
+	}
 }
 
 // fetchFragment fetches one fragment into the cache, FragmentRetry tries.
@@ -211,6 +255,7 @@ func (n *Node) fetchFragment(ctx context.Context, c cid.Cid, size int64) error {
 		var data []byte
 		if data, err = n.fetchOne(ctx, c, size); err == nil {
 			if err = n.store.Put(c, data); err == nil {
+				n.mesh.Have(c)
 				return nil
 			}
 		}

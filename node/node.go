@@ -19,7 +19,9 @@ import (
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/node/mesh"
 	"github.com/relaymesh/relaymesh/node/runner"
+	"github.com/relaymesh/relaymesh/node/site"
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
@@ -53,6 +55,16 @@ type Node struct {
 	jobs     map[string]*job // deploy jobs not finished yet, by order ID
 	dl       *slots          // download slots, by priority
 	install  *slots          // the install slot
+
+	// The site: see sitewire.go.
+	meter     *p2p.Meter // every stream byte, by peer class
+	fragMeter *p2p.Meter // fragment payload only
+	mesh      *mesh.Mesh
+	members   atomic.Pointer[site.Membership]
+	started   int64
+	wasRelay  atomic.Bool
+	siteMu    sync.Mutex
+	sitePeers map[peer.ID]bool
 
 	syncKick chan struct{}
 	lost     atomic.Bool // the coordinator connection was lost
@@ -103,8 +115,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{
 		cfg: cfg, log: log, enr: enr, ident: ident, coord: enr.coordinator(),
 		jobs: map[string]*job{}, dl: newSlots(cfg.ParallelDownloads), install: newSlots(1),
-		syncKick: make(chan struct{}, 1),
+		syncKick: make(chan struct{}, 1), sitePeers: map[peer.ID]bool{},
 	}
+	n.meter = &p2p.Meter{Classify: n.classify}
+	n.fragMeter = &p2p.Meter{Classify: n.classify}
 	n.lost.Store(true)
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	defer func() {
@@ -138,7 +152,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	n.gater = &p2p.Gater{}
 	n.gater.Allow(n.coord.ID)
-	if n.h, err = p2p.NewHost(p2p.HostConfig{ListenAddrs: cfg.Listen, Identity: ident, Gater: n.gater, Logger: log}); err != nil {
+	if n.h, err = p2p.NewHost(p2p.HostConfig{ListenAddrs: cfg.Listen, Identity: ident, Gater: n.gater, Logger: log, Meter: n.meter}); err != nil {
 		return nil, err
 	}
 	if n.h.ID().String() != enr.NodeID {
@@ -146,16 +160,20 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.h.Peerstore().AddAddrs(n.coord.ID, n.coord.Addrs, peerstore.PermanentAddrTTL)
 	n.h.Network().Notify(n.notifiee())
+	if err := n.startSite(); err != nil {
+		return nil, err
+	}
 	if err := n.resumeJobs(); err != nil {
 		return nil, err
 	}
 	p2p.Handle(n.h, core.ProtoOrders, maxPushRequest, n.handlePush)
+	p2p.Handle(n.h, core.ProtoStatus, maxStatusRequest, n.relayForwardStatus)
 	var lim *rate.Limiter
 	if cfg.MaxUploadBps > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.MaxUploadBps), int(min(cfg.MaxUploadBps, 1<<20)))
 	}
 	if err := p2p.ServeFragments(n.h, p2p.FragmentServerConfig{
-		Source: storeSource{n.store}, Authorize: n.gater.Allowed, Limiter: lim, Logger: log,
+		Source: n.mesh, Authorize: n.gater.Allowed, Limiter: lim, Meter: n.fragMeter, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
@@ -187,6 +205,9 @@ func (n *Node) Close() error {
 		n.closing = true
 		n.goMu.Unlock()
 		n.cancel()
+		if m := n.members.Load(); m != nil {
+			errs = append(errs, m.Shutdown())
+		}
 		if n.h != nil {
 			errs = append(errs, n.h.Close())
 		}

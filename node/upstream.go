@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -22,6 +20,7 @@ const (
 	maxSyncResponse   = 64 << 20
 	maxStatusResponse = 1 << 20
 	maxPushRequest    = 64 << 20
+	maxStatusRequest  = 32 << 20
 )
 
 // syncLoop pulls orders: at start, every SyncInterval, and when the
@@ -59,6 +58,7 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	for _, env := range resp.Orders {
 		n.intake(env)
 	}
+	n.rejoin(resp.SiteMembers)
 	return nil
 }
 
@@ -68,11 +68,28 @@ func (n *Node) info() core.NodeInfo {
 	for _, a := range addrs[:min(len(addrs), 16)] {
 		out = append(out, a.String())
 	}
-	return core.NodeInfo{Hostname: n.enr.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: out}
+	return core.NodeInfo{Hostname: n.enr.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: out,
+		GossipAddr: n.gossipAddr(), Relay: n.IsRelay()}
 }
 
-// sendStatus delivers one outbox batch to the coordinator.
+// sendStatus delivers one outbox batch upward: through the site's relay,
+// or straight to the coordinator when this node is the relay or no relay
+// answers.
 func (n *Node) sendStatus(ctx context.Context, b *core.StatusBatch) (*core.StatusAck, error) {
+	if r := n.statusRoute(); r != "" {
+		cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
+		ack, err := p2p.Call[core.StatusBatch, core.StatusAck](cctx, n.h, r, core.ProtoStatus, b, maxStatusResponse)
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		n.log.Debug("relay did not take the status batch; sending straight to the coordinator", "relay", r, "err", err)
+	}
+	return n.sendToCoordinator(ctx, b)
+}
+
+// sendToCoordinator delivers a status batch to the coordinator.
+func (n *Node) sendToCoordinator(ctx context.Context, b *core.StatusBatch) (*core.StatusAck, error) {
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
 	defer cancel()
 	return p2p.Call[core.StatusBatch, core.StatusAck](cctx, n.h, n.coord.ID, core.ProtoStatus, b, maxStatusResponse)
@@ -87,10 +104,16 @@ func (n *Node) handlePush(_ context.Context, from peer.ID, req *core.OrdersPush)
 	}
 	accepted := 0
 	for _, env := range req.Orders {
-		if env != nil && n.intake(env) {
+		// A relay handed the site's orders by the coordinator takes in its
+		// own and passes the rest on; anyone else verifies everything.
+		if env == nil || n.IsRelay() && from == n.coord.ID && !n.addressedToMe(env) {
+			continue
+		}
+		if n.intake(env) {
 			accepted++
 		}
 	}
+	n.relayForwardOrders(from, req.Orders)
 	n.log.Debug("orders pushed", "from", from, "orders", len(req.Orders), "accepted", accepted)
 	return &core.OrdersAck{Accepted: accepted}, nil
 }
@@ -111,17 +134,6 @@ func (n *Node) notifiee() network.Notifiee {
 			}
 		},
 	}
-}
-
-// storeSource serves the cache's fragments over p2p.FragmentProtocol.
-type storeSource struct{ s cache.Store }
-
-func (f storeSource) OpenFragment(_ context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
-	r, size, err := f.s.Open(c)
-	if errors.Is(err, cache.ErrNotFound) {
-		return nil, 0, fmt.Errorf("%w: %s", p2p.ErrNotFound, c)
-	}
-	return r, size, err
 }
 
 // installedKV is runner.Installed over the node's KV.

@@ -1,0 +1,312 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+const maxAttempts = 12
+
+// Fetch gets fragment c (at most maxSize bytes), verified, from the best
+// source: site peers that have it, then the site's relay (which pulls it
+// through from upstream once for the whole site), then the coordinator.
+// A relay fetching for itself goes to site peers, then upstream. It does
+// not store the fragment: the caller does (and calls Have).
+func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
+	tried := map[peer.ID]bool{}
+	var lastErr error
+	for range maxAttempts {
+		if m.IsRelay() {
+			return m.upstream(ctx, c, maxSize)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		src, kind := m.next(c, tried)
+		if src == "" {
+			break
+		}
+		if kind == kindCoordinator && !m.mayBypassRelays() {
+			// The site has relays but they just failed: a relay died and
+			// the site is electing another. Going to the coordinator now
+			// would send this fragment over the WAN again: wait for the
+			// site's view to change (or for the relays to stay unreachable
+			// long enough to give up on them).
+			m.waitRelayChange(ctx, tried)
+			continue
+		}
+		tried[src] = true
+		data, err := m.fetchFrom(ctx, src, c, maxSize, nil)
+		if err == nil {
+			m.count(kind)
+			if kind == kindRelay {
+				m.relayFailSince.Store(0)
+			}
+			return data, nil
+		}
+		lastErr = err
+		if kind == kindRelay {
+			m.relayFailSince.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	}
+	m.mu.Lock()
+	m.stats.Failed++
+	m.mu.Unlock()
+	return nil, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
+}
+
+// waitRelayChange waits until the site's relays include one not tried yet,
+// the relays may be bypassed, or ctx ends.
+func (m *Mesh) waitRelayChange(ctx context.Context, tried map[peer.ID]bool) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if m.IsRelay() || m.mayBypassRelays() {
+			return
+		}
+		for _, r := range m.cfg.Members.Relays() {
+			if id, err := peer.Decode(r); err == nil && !tried[id] {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type sourceKind int
+
+const (
+	kindPeer sourceKind = iota
+	kindRelay
+	kindCoordinator
+	kindUpstream
+)
+
+func (m *Mesh) count(k sourceKind) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch k {
+	case kindPeer:
+		m.stats.FromPeers++
+	case kindRelay:
+		m.stats.FromRelay++
+	case kindCoordinator:
+		m.stats.FromCoordinator++
+	case kindUpstream:
+		m.stats.FromUpstreamAsRelay++
+	}
+}
+
+// next picks the next source not yet tried.
+func (m *Mesh) next(c cid.Cid, tried map[peer.ID]bool) (peer.ID, sourceKind) {
+	if ps := m.peersWith(c, tried); len(ps) > 0 {
+		return ps[0], kindPeer
+	}
+	now := time.Now()
+	for _, r := range m.relays(c) {
+		if !tried[r] && !m.banned(r, now) {
+			return r, kindRelay
+		}
+	}
+	if !tried[m.cfg.Coordinator] {
+		return m.cfg.Coordinator, kindCoordinator
+	}
+	return "", 0
+}
+
+// mayBypassRelays reports whether a node may fetch straight from the
+// coordinator: when its site has no relay (or it sees no site), or the
+// relays have kept failing for RelayGiveUp.
+func (m *Mesh) mayBypassRelays() bool {
+	if m.cfg.Members == nil || m.cfg.Strategy == StrategyDirect || len(m.cfg.Members.Relays()) == 0 {
+		return true
+	}
+	since := m.relayFailSince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) >= m.cfg.RelayGiveUp
+}
+
+func (m *Mesh) banned(p peer.ID, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sources[p]
+	return s != nil && now.Before(s.banned)
+}
+
+// fetchFrom fetches c from p within the fragment's deadline, keeping p's
+// throughput and load, penalising p for bytes that do not match c and
+// forgetting that p has c when it does not.
+func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int)) ([]byte, error) {
+	m.mu.Lock()
+	s := m.sources[p]
+	if s == nil {
+		s = &source{}
+		m.sources[p] = s
+	}
+	s.inflight++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		s.inflight--
+		m.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.FragmentTimeout(maxSize))
+	defer cancel()
+	start := time.Now()
+	opts := []p2p.FetchOption{p2p.WithMeter(m.cfg.Meter)}
+	if progress != nil {
+		opts = append(opts, p2p.WithProgress(progress))
+	}
+	data, err := p2p.FetchFragment(ctx, m.cfg.Host, p, c, maxSize, opts...)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case err == nil:
+		bps := float64(len(data)) / max(time.Since(start).Seconds(), 1e-3)
+		if s.ewma == 0 {
+			s.ewma = bps
+		} else {
+			s.ewma = 0.7*s.ewma + 0.3*bps
+		}
+	case errors.Is(err, core.ErrDigestMismatch):
+		s.banned = time.Now().Add(m.cfg.Penalty)
+		m.stats.Corrupt++
+		m.log.Warn("source sent bytes that do not match the CID: avoiding it", "peer", p, "cid", c, "for", m.cfg.Penalty)
+		m.forgetLocked(c, p)
+	case errors.Is(err, p2p.ErrNotFound):
+		m.forgetLocked(c, p)
+	default:
+		s.ewma *= 0.5 // slow or failing: rank it lower
+		m.log.Debug("fetch from source failed", "peer", p, "cid", c, "err", err)
+	}
+	return data, err
+}
+
+func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {
+	if set := m.dir[c]; set != nil {
+		delete(set, p)
+	}
+}
+
+// upstream is the relay's pull-through: a fragment already in the site
+// comes from the peers that have it; otherwise it is fetched from the
+// coordinator once, whoever asks and however many ask at the same time,
+// under the site's WAN cap. The fragment is stored before it returns.
+func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
+	if data, err := m.cfg.Store.Get(c); err == nil {
+		return data, nil
+	}
+	m.mu.Lock()
+	f := m.flights[c]
+	leader := f == nil
+	if leader {
+		f = &flight{done: make(chan struct{})}
+		m.flights[c] = f
+	}
+	m.mu.Unlock()
+	if leader {
+		f.err = m.pull(ctx, c, maxSize)
+		m.mu.Lock()
+		delete(m.flights, c)
+		m.mu.Unlock()
+		close(f.done)
+	} else {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return m.cfg.Store.Get(c)
+}
+
+func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64) error {
+	tried := map[peer.ID]bool{}
+	for _, p := range m.peersWith(c, tried) {
+		data, err := m.fetchFrom(ctx, p, c, maxSize, nil)
+		if err == nil {
+			m.count(kindPeer)
+			return m.store(c, data)
+		}
+	}
+	select {
+	case m.upSem <- struct{}{}:
+		defer func() { <-m.upSem }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Someone in the site may have got it while this pull waited.
+	for _, p := range m.peersWith(c, tried) {
+		data, err := m.fetchFrom(ctx, p, c, maxSize, nil)
+		if err == nil {
+			m.count(kindPeer)
+			return m.store(c, data)
+		}
+	}
+	var throttle func(int)
+	if m.wan != nil {
+		throttle = func(n int) { _ = m.wan.WaitN(ctx, min(n, m.wan.Burst())) }
+	}
+	var err error
+	for attempt := range 3 {
+		var data []byte
+		data, err = m.fetchFrom(ctx, m.cfg.Coordinator, c, maxSize, throttle)
+		if err == nil {
+			m.count(kindUpstream)
+			return m.store(c, data)
+		}
+		if ctx.Err() != nil || errors.Is(err, p2p.ErrNotFound) {
+			break
+		}
+		m.log.Debug("relay: upstream fetch failed", "cid", c, "attempt", attempt+1, "err", err)
+	}
+	return fmt.Errorf("mesh: relay pull of %s from upstream: %w", c, err)
+}
+
+func (m *Mesh) store(c cid.Cid, data []byte) error {
+	if err := m.cfg.Store.Put(c, data); err != nil {
+		return err
+	}
+	m.Have(c)
+	return nil
+}
+
+// OpenFragment serves this node's cache to site peers; a relay asked for a
+// fragment it lacks pulls it through from upstream first.
+func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	r, n, err := m.cfg.Store.Open(c)
+	if err == nil {
+		return r, n, nil
+	}
+	if !errors.Is(err, cache.ErrNotFound) {
+		return nil, 0, err
+	}
+	if !m.IsRelay() {
+		return nil, 0, p2p.ErrNotFound
+	}
+	data, err := m.upstream(ctx, c, core.MaxFragmentSize)
+	if err != nil {
+		if errors.Is(err, p2p.ErrNotFound) {
+			return nil, 0, p2p.ErrNotFound
+		}
+		return nil, 0, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+}

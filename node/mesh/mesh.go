@@ -1,0 +1,357 @@
+// Package mesh is the node's part of the site mesh: a directory of which
+// site peers hold which fragments (gossiped), source choice for each
+// fragment (site peers, then the site's relay, then the coordinator), the
+// relay's pull-through cache (a fragment nobody in the site has is fetched
+// from upstream once, concurrent requests coalesced) and orders passed
+// around the site.
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/node/site"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+var (
+	ErrNoSource  = errors.New("mesh: no source could deliver the fragment")
+	ErrBadConfig = errors.New("mesh: invalid config")
+)
+
+// Strategies.
+const (
+	StrategyMesh   = "mesh"   // site peers, relay pull-through, coordinator
+	StrategyRelay  = "relay"  // relay pull-through only: no peer swarming
+	StrategyDirect = "direct" // every node straight from the coordinator
+)
+
+// Membership is what the mesh needs of site membership.
+type Membership interface {
+	Members() []site.Member
+	Relays() []string
+	IsRelay() bool
+	Broadcast(msg []byte) error
+}
+
+// Config configures a Mesh.
+type Config struct {
+	Host        host.Host
+	Coordinator peer.ID
+	Store       cache.Store
+	Members     Membership // nil: no site (coordinator only)
+	Strategy    string
+	// SiteWANDownBps caps what this node pulls from outside the site
+	// while it is the relay, bytes/s; 0 = no cap.
+	SiteWANDownBps int64
+	// FragmentTimeout gives a source this long for a fragment of size
+	// bytes before the fetch moves on to another source.
+	FragmentTimeout func(size int64) time.Duration
+	// Penalty is how long a source that sent bytes not matching the CID
+	// is avoided.
+	Penalty time.Duration
+	// AnnounceInterval batches "have" announcements.
+	AnnounceInterval time.Duration
+	// ReannounceInterval re-announces every stored fragment, so members
+	// that joined later (or missed a gossip) learn what this node has.
+	ReannounceInterval time.Duration
+	// UpstreamConcurrency bounds the relay's fetches from outside the
+	// site. The WAN link is the bottleneck, so more in flight would not be
+	// faster; fewer means less half-fetched data is lost when a relay dies.
+	UpstreamConcurrency int
+	// RelayGiveUp is how long the site's relays may keep failing before a
+	// node fetches straight from the coordinator (a relay death is
+	// normally healed by re-election well before).
+	RelayGiveUp time.Duration
+	Meter       *p2p.Meter // fragment payload accounting; may be nil
+	Logger      *slog.Logger
+}
+
+// DefaultFragmentTimeout allows 15 s plus 64 KiB/s.
+func DefaultFragmentTimeout(size int64) time.Duration {
+	return 15*time.Second + time.Duration(size/(64<<10))*time.Second
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return fmt.Errorf("%w: Host is nil", ErrBadConfig)
+	case c.Store == nil:
+		return fmt.Errorf("%w: Store is nil", ErrBadConfig)
+	case c.Coordinator == "":
+		return fmt.Errorf("%w: Coordinator is empty", ErrBadConfig)
+	case c.Strategy != StrategyMesh && c.Strategy != StrategyRelay && c.Strategy != StrategyDirect:
+		return fmt.Errorf("%w: Strategy %q: want mesh, relay or direct", ErrBadConfig, c.Strategy)
+	case c.SiteWANDownBps < 0:
+		return fmt.Errorf("%w: SiteWANDownBps %d: must be >= 0", ErrBadConfig, c.SiteWANDownBps)
+	}
+	return nil
+}
+
+// source is what the mesh knows of one peer as a source.
+type source struct {
+	ewma     float64 // bytes/s, moving average
+	inflight int
+	banned   time.Time
+}
+
+// Mesh is one node's view of its site for fetching.
+type Mesh struct {
+	cfg Config
+	log *slog.Logger
+	wan *rate.Limiter
+
+	mu      sync.Mutex
+	dir     map[cid.Cid]map[peer.ID]struct{} // who in the site has what
+	pending []cid.Cid                        // to announce
+	sources map[peer.ID]*source
+	flights map[cid.Cid]*flight // relay pull-through in progress
+	stats   Stats
+
+	upSem          chan struct{} // upstream fetch slots
+	relayFailSince atomic.Int64  // unix ns of the first relay failure since the last success; 0 = none
+}
+
+// Stats count where this node's fragments came from.
+type Stats struct {
+	FromPeers, FromRelay, FromCoordinator, FromUpstreamAsRelay int
+	Corrupt, Failed                                            int
+}
+
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// New makes a Mesh. Call Run to start announcing.
+func New(cfg Config) (*Mesh, error) {
+	if cfg.FragmentTimeout == nil {
+		cfg.FragmentTimeout = DefaultFragmentTimeout
+	}
+	if cfg.Penalty == 0 {
+		cfg.Penalty = 10 * time.Minute
+	}
+	if cfg.AnnounceInterval == 0 {
+		cfg.AnnounceInterval = 200 * time.Millisecond
+	}
+	if cfg.UpstreamConcurrency == 0 {
+		cfg.UpstreamConcurrency = 2
+	}
+	if cfg.RelayGiveUp == 0 {
+		cfg.RelayGiveUp = 30 * time.Second
+	}
+	if cfg.ReannounceInterval == 0 {
+		cfg.ReannounceInterval = 10 * time.Second
+	}
+	if cfg.Strategy == "" {
+		cfg.Strategy = StrategyMesh
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Mesh{
+		cfg: cfg, log: cfg.Logger,
+		dir: map[cid.Cid]map[peer.ID]struct{}{}, sources: map[peer.ID]*source{}, flights: map[cid.Cid]*flight{},
+		upSem: make(chan struct{}, max(cfg.UpstreamConcurrency, 1)),
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SiteWANDownBps > 0 {
+		m.wan = rate.NewLimiter(rate.Limit(cfg.SiteWANDownBps), 256<<10)
+	}
+	return m, nil
+}
+
+// Stats returns the fetch counters.
+func (m *Mesh) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// Run announces newly stored fragments to the site until ctx ends.
+func (m *Mesh) Run(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.AnnounceInterval)
+	defer t.Stop()
+	re := time.NewTicker(m.cfg.ReannounceInterval)
+	defer re.Stop()
+	m.announceAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.flushAnnounce()
+		case <-re.C:
+			m.announceAll()
+		}
+	}
+}
+
+// Have records that this node stored c; the site hears of it shortly.
+func (m *Mesh) Have(c cid.Cid) {
+	if m.cfg.Members == nil || m.cfg.Strategy != StrategyMesh {
+		return
+	}
+	m.mu.Lock()
+	m.pending = append(m.pending, c)
+	m.mu.Unlock()
+}
+
+// announceAll queues every stored fragment (up to a cap) for announcement.
+func (m *Mesh) announceAll() {
+	if m.cfg.Members == nil || m.cfg.Strategy != StrategyMesh {
+		return
+	}
+	var all []cid.Cid
+	_ = m.cfg.Store.List(func(c cid.Cid, _ int64) error {
+		if len(all) >= maxReannounce {
+			return errStopList
+		}
+		all = append(all, c)
+		return nil
+	})
+	m.mu.Lock()
+	m.pending = append(m.pending, all...)
+	m.mu.Unlock()
+}
+
+const maxReannounce = 8192
+
+var errStopList = errors.New("mesh: stop listing")
+
+func (m *Mesh) flushAnnounce() {
+	m.mu.Lock()
+	p := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	for len(p) > 0 {
+		n := min(len(p), maxHaveBatch)
+		if err := m.cfg.Members.Broadcast(encodeHave(p[:n])); err != nil {
+			m.log.Debug("announce: broadcast incomplete", "err", err)
+		}
+		p = p[n:]
+	}
+}
+
+// alive returns the live site members by peer ID.
+func (m *Mesh) alive() map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	if m.cfg.Members == nil {
+		return out
+	}
+	for _, mem := range m.cfg.Members.Members() {
+		if id, err := peer.Decode(mem.Meta.NodeID); err == nil {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// Available reports whether a live site peer announced c.
+func (m *Mesh) Available(c cid.Cid) bool {
+	if m.cfg.Strategy != StrategyMesh || m.cfg.Members == nil {
+		return false
+	}
+	m.mu.Lock()
+	holders := make([]peer.ID, 0, len(m.dir[c]))
+	for p := range m.dir[c] {
+		holders = append(holders, p)
+	}
+	m.mu.Unlock()
+	if len(holders) == 0 {
+		return false
+	}
+	live := m.alive()
+	for _, p := range holders {
+		if live[p] && !m.banned(p, time.Now()) {
+			return true
+		}
+	}
+	return false
+}
+
+// relays returns the site's relays other than this node, the one that
+// rendezvous hashing assigns c to first.
+func (m *Mesh) relays(c cid.Cid) []peer.ID {
+	if m.cfg.Members == nil || m.cfg.Strategy == StrategyDirect {
+		return nil
+	}
+	rs := m.cfg.Members.Relays()
+	first := site.Assign(c.KeyString(), rs)
+	var out []peer.ID
+	self := m.cfg.Host.ID()
+	for _, r := range append([]string{first}, rs...) {
+		id, err := peer.Decode(r)
+		if err != nil || id == self || contains(out, id) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// IsRelay reports whether this node is a relay of its site.
+func (m *Mesh) IsRelay() bool {
+	return m.cfg.Members != nil && m.cfg.Strategy != StrategyDirect && m.cfg.Members.IsRelay()
+}
+
+func contains(ids []peer.ID, id peer.ID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// peersWith returns live, unbanned site peers that announced c, best
+// first: least in flight, then fastest measured, ties shuffled.
+func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
+	if m.cfg.Strategy != StrategyMesh {
+		return nil
+	}
+	live := m.alive()
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []peer.ID
+	for p := range m.dir[c] {
+		s := m.sources[p]
+		if !live[p] || tried[p] || s != nil && now.Before(s.banned) {
+			continue
+		}
+		out = append(out, p)
+	}
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	score := func(p peer.ID) (int, float64) {
+		if s := m.sources[p]; s != nil {
+			return s.inflight, s.ewma
+		}
+		return 0, 0
+	}
+	for i := 1; i < len(out); i++ { // insertion sort: lists are short
+		for j := i; j > 0; j-- {
+			li, ei := score(out[j])
+			lj, ej := score(out[j-1])
+			if li < lj || li == lj && ei > ej {
+				out[j], out[j-1] = out[j-1], out[j]
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,274 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/node/mesh"
+	"github.com/relaymesh/relaymesh/node/site"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+// The node's part in its site: memberlist membership (per site, encrypted
+// with the fleet keyring), relay election, the fragment mesh, orders
+// passed around the site and status reports relayed upward.
+
+// startSite joins the site's pool and builds the mesh. With gossip off the
+// node works straight from the coordinator.
+func (n *Node) startSite() error {
+	mc := mesh.Config{
+		Host: n.h, Coordinator: n.coord.ID, Store: n.store, Strategy: n.cfg.Strategy,
+		SiteWANDownBps: n.cfg.SiteWANDownBps, Meter: n.fragMeter, Logger: n.log,
+		FragmentTimeout: n.fragTimeout,
+	}
+	if n.cfg.NoGossip || n.cfg.Strategy == mesh.StrategyDirect {
+		mc.Strategy = mesh.StrategyDirect
+		var err error
+		n.mesh, err = mesh.New(mc)
+		return err
+	}
+	keys, err := ReadGossipKeys(n.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	sc := site.DefaultConfig()
+	if n.cfg.FastGossip {
+		sc = site.DefaultTestConfig()
+	}
+	sc.Name = n.enr.NodeID
+	sc.BindAddr, sc.BindPort = n.cfg.GossipBind, n.cfg.GossipPort
+	sc.Label = "relaymesh/" + n.enr.Site
+	sc.Keyring = keys
+	sc.Logger = n.log
+	sc.Transport = n.cfg.GossipTransport
+	sc.Meta = n.siteMeta
+	sc.OnChange = n.onSiteChange
+	sc.OnMessage = n.onSiteMessage
+	if n.cfg.RelaysPerSite > 0 {
+		sc.RelaysPerSite = n.cfg.RelaysPerSite
+	}
+	n.started = time.Now().Unix()
+	// The mesh exists before the membership's callbacks can run.
+	mc.Members = lazyMembers{n}
+	if n.mesh, err = mesh.New(mc); err != nil {
+		return err
+	}
+	seeds := n.seeds(n.enr.SiteMembers)
+	m, err := site.Join(sc, seeds)
+	if err != nil {
+		return fmt.Errorf("node: join site %s: %w", n.enr.Site, err)
+	}
+	n.members.Store(m)
+	n.spawn(func() { _ = n.mesh.Run(n.ctx) })
+	n.log.Info("joined site", "site", n.enr.Site, "gossip", m.LocalAddr(), "seeds", len(seeds))
+	return nil
+}
+
+// lazyMembers lets the mesh reach the membership once it exists.
+type lazyMembers struct{ n *Node }
+
+func (l lazyMembers) Members() []site.Member {
+	if m := l.n.members.Load(); m != nil {
+		return m.Members()
+	}
+	return nil
+}
+
+func (l lazyMembers) Relays() []string {
+	if m := l.n.members.Load(); m != nil {
+		return m.Relays()
+	}
+	return nil
+}
+
+func (l lazyMembers) IsRelay() bool {
+	m := l.n.members.Load()
+	return m != nil && m.IsRelay()
+}
+
+func (l lazyMembers) Broadcast(msg []byte) error {
+	if m := l.n.members.Load(); m != nil {
+		return m.Broadcast(msg)
+	}
+	return nil
+}
+
+func (n *Node) seeds(ms []core.Member) []string {
+	var out []string
+	for _, m := range ms {
+		if m.GossipAddr != "" && m.NodeID != n.enr.NodeID {
+			out = append(out, m.GossipAddr)
+		}
+	}
+	return out
+}
+
+// siteMeta is what this node gossips about itself.
+func (n *Node) siteMeta() site.Meta {
+	var addr string
+	for _, a := range n.h.Addrs() {
+		addr = a.String()
+		break
+	}
+	used, quota := n.store.Usage()
+	free := uint64(1 << 40)
+	if quota > 0 {
+		free = uint64(max(quota-used, 0))
+	}
+	return site.Meta{
+		NodeID: n.enr.NodeID, Site: n.enr.Site, P2PAddr: addr,
+		UpBps: uint64(n.cfg.UpBps), DownBps: uint64(n.cfg.DownBps),
+		RelayEligible: !n.cfg.NotRelay, FreeCacheBytes: free, StartedAt: n.started,
+		Version: Version,
+	}
+}
+
+// onSiteChange lets the site's members in through the gater, learns their
+// addresses and, when this node's relay role changed, tells the coordinator.
+func (n *Node) onSiteChange() {
+	m := n.members.Load()
+	if m == nil {
+		return
+	}
+	for _, mem := range m.Members() {
+		id, err := peer.Decode(mem.Meta.NodeID)
+		if err != nil || id == n.h.ID() {
+			continue
+		}
+		n.gater.Allow(id)
+		if a, err := ma.NewMultiaddr(mem.Meta.P2PAddr); err == nil {
+			n.h.Peerstore().AddAddr(id, a, peerstore.RecentlyConnectedAddrTTL)
+		}
+		n.siteMu.Lock()
+		n.sitePeers[id] = true
+		n.siteMu.Unlock()
+	}
+	if relay := m.IsRelay(); relay != n.wasRelay.Swap(relay) {
+		n.log.Info("relay role changed", "relay", relay, "relays", m.Relays())
+		signal(n.syncKick) // the coordinator learns the role on sync
+	}
+}
+
+// onSiteMessage takes gossip from the site: fragment announcements for
+// the mesh, and orders the relay passed on (verified like any order).
+func (n *Node) onSiteMessage(from string, msg []byte) {
+	for _, env := range n.mesh.HandleMessage(from, msg) {
+		if env != nil && n.addressedToMe(env) {
+			n.intake(env)
+		}
+	}
+}
+
+// addressedToMe peeks at an order's targets without trusting it; intake
+// verifies it fully. Orders for other nodes of the site are the relay's to
+// pass on, not this node's to refuse.
+func (n *Node) addressedToMe(env *core.Envelope) bool {
+	o, err := core.DecodeOrder(env.Payload)
+	if err != nil {
+		return true // let intake refuse and report it
+	}
+	return o.Addressed(n.enr.NodeID)
+}
+
+func (n *Node) isSitePeer(id peer.ID) bool {
+	n.siteMu.Lock()
+	defer n.siteMu.Unlock()
+	return n.sitePeers[id]
+}
+
+func (n *Node) classify(id peer.ID) p2p.Class {
+	switch {
+	case id == n.coord.ID:
+		return p2p.ClassCoordinator
+	case n.isSitePeer(id):
+		return p2p.ClassSameSite
+	}
+	return p2p.ClassOtherSite
+}
+
+// Meter is the node's byte accounting per peer class (every stream byte).
+func (n *Node) Meter() *p2p.Meter { return n.meter }
+
+// MeshStats tells where this node's fragments came from.
+func (n *Node) MeshStats() mesh.Stats { return n.mesh.Stats() }
+
+// IsRelay reports whether this node is a relay of its site now.
+func (n *Node) IsRelay() bool { return n.mesh.IsRelay() }
+
+// Relays returns the site's relays as this node sees them.
+func (n *Node) Relays() []string {
+	if m := n.members.Load(); m != nil {
+		return m.Relays()
+	}
+	return nil
+}
+
+// SiteMembers returns the number of live members this node sees.
+func (n *Node) SiteMembers() int {
+	if m := n.members.Load(); m != nil {
+		return len(m.Members())
+	}
+	return 0
+}
+
+func (n *Node) gossipAddr() string {
+	if m := n.members.Load(); m != nil {
+		return m.LocalAddr()
+	}
+	return ""
+}
+
+// rejoin tries the site members the coordinator listed when this node sees
+// nobody else.
+func (n *Node) rejoin(ms []core.Member) {
+	m := n.members.Load()
+	if m == nil || len(m.Members()) > 1 {
+		return
+	}
+	if seeds := n.seeds(ms); len(seeds) > 0 {
+		if k, err := m.Rejoin(seeds); err == nil && k > 0 {
+			n.log.Info("rejoined site", "reached", k)
+		}
+	}
+}
+
+// relayForwardStatus is a relay's status handler: it passes a site
+// member's batch to the coordinator and returns the coordinator's ack.
+// Reports are signed by their nodes, so a relay cannot alter them.
+func (n *Node) relayForwardStatus(ctx context.Context, from peer.ID, b *core.StatusBatch) (*core.StatusAck, error) {
+	if !n.IsRelay() || !n.isSitePeer(from) {
+		return nil, fmt.Errorf("node: %s is not a relay for %s", n.h.ID(), from)
+	}
+	return n.sendToCoordinator(ctx, b)
+}
+
+// relayForwardOrders: a relay given orders by the coordinator passes them
+// to its site.
+func (n *Node) relayForwardOrders(from peer.ID, envs []*core.Envelope) {
+	if from != n.coord.ID || !n.IsRelay() {
+		return
+	}
+	if err := n.mesh.BroadcastOrders(envs); err != nil {
+		n.log.Debug("passing orders to the site: some members missed them (they catch up on sync)", "err", err)
+	}
+}
+
+// statusRoute returns the relay to send status through, or "" for the
+// coordinator.
+func (n *Node) statusRoute() peer.ID {
+	if n.IsRelay() || n.cfg.Strategy == mesh.StrategyDirect {
+		return ""
+	}
+	for _, r := range n.Relays() {
+		if id, err := peer.Decode(r); err == nil && id != n.h.ID() {
+			return id
+		}
+	}
+	return ""
+}
