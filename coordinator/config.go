@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/relaymesh/relaymesh/p2p"
 	"gopkg.in/yaml.v3"
 )
 
@@ -53,6 +54,8 @@ type Config struct {
 
 	Logger *slog.Logger     `yaml:"-"`
 	Now    func() time.Time `yaml:"-"`
+	// Shaper paces fragment uploads (the simulator's network); nil = none.
+	Shaper p2p.Shaper `yaml:"-"`
 }
 
 // DefaultConfig is the configuration of a production coordinator.

@@ -187,7 +187,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	if err := p2p.ServeFragments(h, p2p.FragmentServerConfig{
 		// c.meter already counts every stream byte at the host.
-		Source: fragmentSource{c.store}, Authorize: c.enrolled, Limiter: lim, Logger: c.log,
+		Source: fragmentSource{c.store}, Authorize: c.enrolled, Limiter: lim, Shaper: c.cfg.Shaper, Logger: c.log,
 	}); err != nil {
 		h.Close()
 		return err

@@ -15,7 +15,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"gopkg.in/yaml.v3"
 
+	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/node/install"
+	"github.com/relaymesh/relaymesh/p2p"
 )
 
 // DefaultListen is where a node listens unless told otherwise: loopback,
@@ -105,6 +107,14 @@ type Config struct {
 	SiteWANDownBps int64 `yaml:"site_wan_down_bps"`
 	// GossipTransport replaces memberlist's network transport (simulator).
 	GossipTransport memberlist.Transport `yaml:"-"`
+	// Shaper paces fragment bytes sent and received (simulator).
+	Shaper p2p.Shaper `yaml:"-"`
+	// Store replaces the badger cache under Dir (simulator: cache.NewMemory).
+	Store StoreKV `yaml:"-"`
+	// CorruptServing makes this node serve fragments with one byte flipped:
+	// a fault the simulator and tests inject to check that peers detect,
+	// drop and avoid bad bytes. Never set it on a real node.
+	CorruptServing bool `yaml:"-"`
 
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -113,6 +123,13 @@ type Config struct {
 	// Installer runs installs; nil means node/runner. Tests and the
 	// simulator set their own.
 	Installer Installer `yaml:"-"`
+}
+
+// StoreKV is a fragment store with its durable KV area, as cache.Badger
+// and cache.Memory are.
+type StoreKV interface {
+	cache.Store
+	KV() cache.KV
 }
 
 // DefaultConfig returns the production settings for a node rooted at dir.

@@ -39,7 +39,7 @@ type Node struct {
 	enr   *Enrollment
 	ident crypto.PrivKey
 
-	store    *cache.Badger
+	store    StoreKV
 	kv       cache.KV
 	seqs     seqStore
 	verifier *core.Verifier
@@ -130,10 +130,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, cacheSubdir), 0o700); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	cc := cache.DefaultConfig(filepath.Join(cfg.Dir, cacheSubdir))
-	cc.QuotaBytes, cc.Logger = cfg.CacheQuota, log
-	if n.store, err = cache.OpenBadger(cc); err != nil {
-		return nil, err
+	if cfg.Store != nil {
+		n.store = cfg.Store
+	} else {
+		cc := cache.DefaultConfig(filepath.Join(cfg.Dir, cacheSubdir))
+		cc.QuotaBytes, cc.Logger = cfg.CacheQuota, log
+		b, err := cache.OpenBadger(cc)
+		if err != nil {
+			return nil, err
+		}
+		n.store = b
 	}
 	n.kv = n.store.KV()
 	n.seqs = seqStore{n.kv}
@@ -173,7 +179,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		lim = rate.NewLimiter(rate.Limit(cfg.MaxUploadBps), int(min(cfg.MaxUploadBps, 1<<20)))
 	}
 	if err := p2p.ServeFragments(n.h, p2p.FragmentServerConfig{
-		Source: n.mesh, Authorize: n.gater.Allowed, Limiter: lim, Meter: n.fragMeter, Logger: log,
+		Source: n.fragmentSource(), Authorize: n.gater.Allowed, Limiter: lim, Meter: n.fragMeter,
+		Shaper: cfg.Shaper, Logger: log,
 	}); err != nil {
 		return nil, err
 	}

@@ -1,8 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"io"
+
 	"fmt"
+	"github.com/ipfs/go-cid"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -25,7 +29,7 @@ func (n *Node) startSite() error {
 	mc := mesh.Config{
 		Host: n.h, Coordinator: n.coord.ID, Store: n.store, Strategy: n.cfg.Strategy,
 		SiteWANDownBps: n.cfg.SiteWANDownBps, Meter: n.fragMeter, Logger: n.log,
-		FragmentTimeout: n.fragTimeout,
+		FragmentTimeout: n.fragTimeout, Shaper: n.cfg.Shaper,
 	}
 	if n.cfg.NoGossip || n.cfg.Strategy == mesh.StrategyDirect {
 		mc.Strategy = mesh.StrategyDirect
@@ -271,4 +275,31 @@ func (n *Node) statusRoute() peer.ID {
 		}
 	}
 	return ""
+}
+
+// fragmentSource is what the node serves: its cache through the mesh (a
+// relay pulls through), or, with the CorruptServing fault, bad bytes.
+func (n *Node) fragmentSource() p2p.FragmentSource {
+	if n.cfg.CorruptServing {
+		return corruptSource{n.mesh}
+	}
+	return n.mesh
+}
+
+type corruptSource struct{ s p2p.FragmentSource }
+
+func (c corruptSource) OpenFragment(ctx context.Context, id cid.Cid) (io.ReadCloser, int64, error) {
+	r, size, err := c.s.OpenFragment(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b) > 0 {
+		b[len(b)/2] ^= 0xff
+	}
+	return io.NopCloser(bytes.NewReader(b)), size, nil
 }

@@ -67,6 +67,8 @@ type FragmentServerConfig struct {
 	Limiter *rate.Limiter
 	// Meter counts fragment payload bytes sent; nil counts nothing.
 	Meter *Meter
+	// Shaper, when set, paces every chunk sent (the simulator's network).
+	Shaper Shaper
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -196,6 +198,11 @@ func (f *fragServer) send(ctx context.Context, s network.Stream, to peer.ID, r i
 			cancel()
 			if err != nil {
 				return fmt.Errorf("rate limiter: %w", err)
+			}
+		}
+		if f.cfg.Shaper != nil {
+			if err := f.cfg.Shaper.Send(ctx, to, n); err != nil {
+				return fmt.Errorf("shaper: %w", err)
 			}
 		}
 		_ = s.SetWriteDeadline(time.Now().Add(fragStallTimeout))

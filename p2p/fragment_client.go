@@ -19,6 +19,7 @@ type FetchOption func(*fetchOptions)
 type fetchOptions struct {
 	progress func(n int)
 	meter    *Meter
+	shaper   Shaper
 }
 
 // WithProgress calls fn with the size of every chunk of payload received,
@@ -92,6 +93,11 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		n, err := io.ReadFull(s, data[off:min(off+fragChunk, len(data))])
 		off += n
 		o.meter.AddRecv(p, n)
+		if o.shaper != nil && n > 0 {
+			if serr := o.shaper.Recv(ctx, p, n); serr != nil {
+				return fail(fmt.Errorf("shaper: %w", serr))
+			}
+		}
 		if o.progress != nil && n > 0 {
 			o.progress(n)
 		}

@@ -1,7 +1,10 @@
 package p2p
 
 import (
+	"time"
+
 	"fmt"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"log/slog"
 
 	"github.com/libp2p/go-libp2p"
@@ -73,6 +76,12 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
+	// libp2p's default connection manager trims above 192 connections; a
+	// coordinator talks to thousands of nodes and a relay to its whole site.
+	cm, err := connmgr.NewConnManager(4000, 5000, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -85,6 +94,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		// Nothing here depends on the value: no relay, no hole punching.
 		libp2p.ForceReachabilityPrivate(),
 		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
 	}
 	if len(cfg.ListenAddrs) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

@@ -168,6 +168,9 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	defer cancel()
 	start := time.Now()
 	opts := []p2p.FetchOption{p2p.WithMeter(m.cfg.Meter)}
+	if m.cfg.Shaper != nil {
+		opts = append(opts, p2p.WithShaper(m.cfg.Shaper))
+	}
 	if progress != nil {
 		opts = append(opts, p2p.WithProgress(progress))
 	}

@@ -76,7 +76,9 @@ type Config struct {
 	// normally healed by re-election well before).
 	RelayGiveUp time.Duration
 	Meter       *p2p.Meter // fragment payload accounting; may be nil
-	Logger      *slog.Logger
+	// Shaper paces fetched bytes (the simulator's network); nil = none.
+	Shaper p2p.Shaper
+	Logger *slog.Logger
 }
 
 // DefaultFragmentTimeout allows 15 s plus 64 KiB/s.
