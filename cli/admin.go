@@ -245,9 +245,9 @@ func (a *app) sitesCommand() *cli.Command {
 					return a.printJSON(ss)
 				}
 				w := a.table()
-				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tRELAYS")
+				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tRELAYS")
 				for _, s := range ss {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", s.Site, s.Members, s.Alive, strings.Join(s.Relays, ", "))
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn), strings.Join(s.Relays, ", "))
 				}
 				return w.Flush()
 			},

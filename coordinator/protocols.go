@@ -120,6 +120,9 @@ func checkInfo(i *core.NodeInfo) error {
 func applyInfo(n *NodeRecord, i *core.NodeInfo, now time.Time) {
 	n.Name, n.OS, n.Arch, n.Version = i.Hostname, i.OS, i.Arch, i.Version
 	n.Addrs, n.GossipAddr, n.Relay = i.Addrs, i.GossipAddr, i.Relay
+	if i.Traffic != nil {
+		n.Traffic = i.Traffic
+	}
 	n.LastSeen = now
 }
 

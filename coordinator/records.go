@@ -8,18 +8,19 @@ import (
 
 // NodeRecord is an enrolled node.
 type NodeRecord struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Site       string    `json:"site"`
-	Tags       []string  `json:"tags,omitempty"`
-	OS         string    `json:"os"`
-	Arch       string    `json:"arch"`
-	Version    string    `json:"version"`
-	Addrs      []string  `json:"addrs,omitempty"`
-	GossipAddr string    `json:"gossip_addr,omitempty"`
-	Relay      bool      `json:"relay,omitempty"`
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	Site       string        `json:"site"`
+	Tags       []string      `json:"tags,omitempty"`
+	OS         string        `json:"os"`
+	Arch       string        `json:"arch"`
+	Version    string        `json:"version"`
+	Addrs      []string      `json:"addrs,omitempty"`
+	GossipAddr string        `json:"gossip_addr,omitempty"`
+	Relay      bool          `json:"relay,omitempty"`
+	Traffic    *core.Traffic `json:"traffic,omitempty"`
+	FirstSeen  time.Time     `json:"first_seen"`
+	LastSeen   time.Time     `json:"last_seen"`
 	// Status report sequences applied: all up to Watermark, plus Above.
 	Watermark uint64   `json:"watermark,omitempty"`
 	Above     []uint64 `json:"above,omitempty"`

@@ -160,6 +160,11 @@ type SiteView struct {
 	Members int      `json:"members"`
 	Alive   int      `json:"alive"`
 	Relays  []string `json:"relays"`
+	// WANIn is the bytes the site's nodes received from outside the site
+	// (the coordinator or other sites) since they started, as they last
+	// reported; LANIn what they received from each other.
+	WANIn int64 `json:"wan_in"`
+	LANIn int64 `json:"lan_in"`
 }
 
 // Sites lists the sites with their members and current relays (as the
@@ -173,6 +178,10 @@ func (c *Coordinator) Sites() []SiteView {
 			m[n.Site] = s
 		}
 		s.Members++
+		if t := n.Traffic; t != nil {
+			s.WANIn += t.FromCoordinator + t.FromOtherSites
+			s.LANIn += t.FromSite
+		}
 		if n.Alive {
 			s.Alive++
 			if n.Relay {

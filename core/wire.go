@@ -21,6 +21,17 @@ type NodeInfo struct {
 	Addrs      []string `json:"addrs"`                 // libp2p multiaddrs
 	GossipAddr string   `json:"gossip_addr,omitempty"` // memberlist host:port
 	Relay      bool     `json:"relay,omitempty"`       // currently elected relay of its site
+	// Traffic counts the bytes this node exchanged since it started.
+	Traffic *Traffic `json:"traffic,omitempty"`
+}
+
+// Traffic is a node's byte counters by peer class, since it started.
+type Traffic struct {
+	FromCoordinator int64 `json:"from_coordinator"`
+	FromOtherSites  int64 `json:"from_other_sites"`
+	FromSite        int64 `json:"from_site"`
+	ToSite          int64 `json:"to_site"`
+	ToOutside       int64 `json:"to_outside"`
 }
 
 // EnrollRequest presents a join token.

@@ -100,8 +100,16 @@ func (c *cluster) addSite(site string, count int, mutate func(*node.Config)) []*
 		c.t.Fatal(err)
 	}
 	var out []*testNode
+	c.mu.Lock()
+	have := 0
+	for _, n := range c.nodes {
+		if n.site == site {
+			have++
+		}
+	}
+	c.mu.Unlock()
 	for i := range count {
-		name := fmt.Sprintf("%s-%d", site, i+1)
+		name := fmt.Sprintf("%s-%d", site, have+i+1)
 		dir := filepath.Join(c.root, name)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := node.Enroll(ctx, node.EnrollOptions{Dir: dir, Coordinator: c.coord.P2PAddrs()[0], Token: tok.Token, Name: name})

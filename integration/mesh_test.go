@@ -152,4 +152,78 @@ func waitDeployment(t *testing.T, co *coordinator.Coordinator, id string, want i
 	})
 }
 
-var _ = node.Version
+
+// TestCorruptPeer: a site member that serves bytes not matching their CID
+// does not stop any node from finishing; peers detect the bad bytes, drop
+// them, and avoid that member afterwards.
+func TestCorruptPeer(t *testing.T) {
+	c := newCluster(t, func(cfg *coordinator.Config) { cfg.MaxUploadBps = 16 << 20 })
+	good := c.addSite("plant", 4, nil)
+	// The corrupt member joins the same site, never as relay.
+	liar := c.addSite("plant", 1, func(cfg *node.Config) {
+		cfg.CorruptServing = true
+		cfg.NotRelay = true
+	})
+	site := append(good, liar...)
+	c.waitSites(map[string][]*testNode{"plant": site}, 60*time.Second)
+
+	// The liar gets the first package honestly, so it holds fragments
+	// and announces them.
+	rec1, _ := c.publish("first", 4<<20)
+	d1, err := c.coord.CreateDeployment(coordinator.DeployRequest{Packages: []string{rec1.ID}, Nodes: []string{liar[0].n.ID().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, c.coord, d1.ID, 1, 2*time.Minute)
+
+	// Everyone else now wants the same package; the liar offers it.
+	var ids []string
+	for _, n := range good {
+		ids = append(ids, n.n.ID().String())
+	}
+	d2, err := c.coord.CreateDeployment(coordinator.DeployRequest{Packages: []string{rec1.ID}, Nodes: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, c.coord, d2.ID, len(good), 2*time.Minute)
+	corrupt := 0
+	for _, n := range good {
+		st := n.n.MeshStats()
+		corrupt += st.Corrupt
+		assertHasAll(t, n, rec1.Manifest)
+	}
+	for _, n := range append(good, liar...) {
+		t.Logf("%s relay=%v %+v", n.name, n.n.IsRelay(), n.n.MeshStats())
+	}
+	t.Logf("corrupt fragments detected and dropped: %d", corrupt)
+	if corrupt == 0 {
+		t.Fatalf("no node ever fetched from the corrupt peer: the test did not exercise it")
+	}
+	// Fetches already in flight to the liar when the first bad fragment
+	// was caught may fail too (FetchConcurrency of them); after that it is
+	// avoided: a second package it offers costs nobody a corrupt fetch.
+	before := map[string]int{}
+	for _, n := range good {
+		before[n.name] = n.n.MeshStats().Corrupt
+		if before[n.name] > node.TestConfig("x").FetchConcurrency {
+			t.Errorf("%s fetched corrupt bytes %d times", n.name, before[n.name])
+		}
+	}
+	rec2, _ := c.publish("second", 4<<20)
+	d3, err := c.coord.CreateDeployment(coordinator.DeployRequest{Packages: []string{rec2.ID}, Nodes: []string{liar[0].n.ID().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, c.coord, d3.ID, 1, 2*time.Minute)
+	d4, err := c.coord.CreateDeployment(coordinator.DeployRequest{Packages: []string{rec2.ID}, Nodes: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, c.coord, d4.ID, len(good), 2*time.Minute)
+	for _, n := range good {
+		if got := n.n.MeshStats().Corrupt; got != before[n.name] {
+			t.Errorf("%s fetched corrupt bytes again (%d → %d): the bad peer was not avoided", n.name, before[n.name], got)
+		}
+		assertHasAll(t, n, rec2.Manifest)
+	}
+}

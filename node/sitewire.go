@@ -69,6 +69,9 @@ func (n *Node) startSite() error {
 		return fmt.Errorf("node: join site %s: %w", n.enr.Site, err)
 	}
 	n.members.Store(m)
+	// Members seen during Join reached onSiteChange before the membership
+	// was stored; take them in now.
+	n.onSiteChange()
 	n.spawn(func() { _ = n.mesh.Run(n.ctx) })
 	n.log.Info("joined site", "site", n.enr.Site, "gossip", m.LocalAddr(), "seeds", len(seeds))
 	return nil
@@ -231,6 +234,7 @@ func (n *Node) gossipAddr() string {
 // rejoin tries the site members the coordinator listed when this node sees
 // nobody else.
 func (n *Node) rejoin(ms []core.Member) {
+	n.onSiteChange() // refresh the gater and addresses now and then
 	m := n.members.Load()
 	if m == nil || len(m.Members()) > 1 {
 		return
@@ -302,4 +306,16 @@ func (c corruptSource) OpenFragment(ctx context.Context, id cid.Cid) (io.ReadClo
 		b[len(b)/2] ^= 0xff
 	}
 	return io.NopCloser(bytes.NewReader(b)), size, nil
+}
+
+// traffic summarises the node's byte meter for the coordinator.
+func (n *Node) traffic() *core.Traffic {
+	s := n.meter.Snapshot()
+	return &core.Traffic{
+		FromCoordinator: s[p2p.ClassCoordinator].Recv,
+		FromOtherSites:  s[p2p.ClassOtherSite].Recv + s[p2p.ClassUnknown].Recv,
+		FromSite:        s[p2p.ClassSameSite].Recv,
+		ToSite:          s[p2p.ClassSameSite].Sent,
+		ToOutside:       s[p2p.ClassCoordinator].Sent + s[p2p.ClassOtherSite].Sent + s[p2p.ClassUnknown].Sent,
+	}
 }

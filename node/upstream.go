@@ -69,7 +69,7 @@ func (n *Node) info() core.NodeInfo {
 		out = append(out, a.String())
 	}
 	return core.NodeInfo{Hostname: n.enr.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: out,
-		GossipAddr: n.gossipAddr(), Relay: n.IsRelay()}
+		GossipAddr: n.gossipAddr(), Relay: n.IsRelay(), Traffic: n.traffic()}
 }
 
 // sendStatus delivers one outbox batch upward: through the site's relay,
