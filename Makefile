@@ -22,8 +22,8 @@ e2e: ## end-to-end tests with real processes (also part of make test)
 		$(GO) test -race -count=1 -timeout 20m -v ./e2e/...; \
 	else echo "e2e: no e2e tests yet (e2e/ is missing)"; fi
 
-e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root)
-	@echo "e2e-netns: not written yet"
+e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root; else says why and skips)
+	@GO="$(GO)" ./e2e/netns/run.sh
 
 sim: ## network simulations (long; prints tables)
 	@if [ -d simulations ]; then \
@@ -57,9 +57,8 @@ lint: ## golangci-lint if installed, else go vet and a gofmt check
 tidy: ## go mod tidy
 	$(GO) mod tidy
 
-demo: ## a whole fleet on this machine: build, deploy, watch (go run . demo)
-	@if $(GO) run . demo --help >/dev/null 2>&1; then $(GO) run . demo; \
-	else echo "demo: the demo command is not written yet"; fi
+demo: ## a coordinator and 3 sites x 4 nodes on loopback: build, deploy, watch, per-site WAN bytes
+	$(GO) build -o $(BIN) . && ./$(BIN) demo
 
 clean: ## remove build output
 	rm -rf bin
