@@ -15,7 +15,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 )
 
@@ -40,19 +39,6 @@ type buildResult struct {
 
 // pinOwner is the cache pin owner of a built package's fragments.
 func pinOwner(id cid.Cid) string { return "package/" + id.String() }
-
-// openStore opens the badger fragment store in dir for a one-shot command:
-// no background GC.
-func openStore(dir string, log *slog.Logger) (*cache.Badger, error) {
-	cfg := cache.DefaultConfig(dir)
-	cfg.GCInterval = 0
-	cfg.Logger = log
-	st, err := cache.OpenBadger(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open store %q: %w", dir, err)
-	}
-	return st, nil
-}
 
 // buildPackage streams the archive into the store fragment by fragment,
 // then stores and pins the manifest, closes the store and only then writes
@@ -80,13 +66,17 @@ func buildPackage(ctx context.Context, spec *buildSpec) (res buildResult, err er
 			bar = newProgressBar(spec.progress, spec.archiveSize, "building "+m.Name)
 			r = io.TeeReader(r, bar)
 		}
+		w := newFragWriter(st, spec.fragSize)
 		info, err := core.Chunk(r, spec.fragSize, func(c cid.Cid, data []byte) error {
-			if err := st.Put(c, data); err != nil {
+			if err := w.write(c, data); err != nil {
 				return fmt.Errorf("store fragment %d (%s): %w", len(frags), c, err)
 			}
 			frags = append(frags, c)
 			return nil
 		})
+		if werr := w.close(); err == nil && werr != nil {
+			err = fmt.Errorf("store fragment: %w", werr)
+		}
 		if bar != nil {
 			_ = bar.Finish() // only draws
 		}
@@ -155,4 +145,57 @@ func newProgressBar(w io.Writer, total int64, desc string) *progressbar.Progress
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 		progressbar.OptionSetPredictTime(true),
 	)
+}
+
+// fragWriter writes fragments to the store on its own goroutine, so disk
+// writes overlap with hashing. Chunk computed each CID from the very bytes
+// handed over, so they are stored without hashing them a third time.
+type fragWriter struct {
+	st   *dirStore
+	work chan fragJob
+	free chan []byte
+	done chan struct{}
+	err  error
+}
+
+type fragJob struct {
+	c    cid.Cid
+	data []byte
+}
+
+func newFragWriter(st *dirStore, size int) *fragWriter {
+	const depth = 3
+	w := &fragWriter{st: st, work: make(chan fragJob, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
+	for range depth + 1 {
+		w.free <- make([]byte, 0, size)
+	}
+	go func() {
+		defer close(w.done)
+		for j := range w.work {
+			if w.err == nil {
+				w.err = st.putTrusted(j.c, j.data)
+			}
+			w.free <- j.data[:0]
+		}
+	}()
+	return w
+}
+
+// write queues a copy of data; it returns an earlier write's error.
+func (w *fragWriter) write(c cid.Cid, data []byte) error {
+	select {
+	case <-w.done:
+		return w.err
+	default:
+	}
+	buf := append(<-w.free, data...)
+	w.work <- fragJob{c, buf}
+	return nil
+}
+
+// close waits for the queued writes and returns the first error.
+func (w *fragWriter) close() error {
+	close(w.work)
+	<-w.done
+	return w.err
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/relaymesh/relaymesh/cache"
-
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
 )
@@ -161,7 +159,7 @@ func (a *app) publish(c *cli.Context, manifest []byte, storeDir string) (*coordi
 
 // uploadFragments sends the listed fragments from the local store, two at
 // a time.
-func uploadFragments(ctx context.Context, cl *coordinator.Client, st *cache.Badger, missing []string, bar io.Writer) error {
+func uploadFragments(ctx context.Context, cl *coordinator.Client, st *dirStore, missing []string, bar io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	for _, s := range missing {

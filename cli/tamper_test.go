@@ -1,40 +1,27 @@
 package cli
 
 import (
+	"os"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 )
 
-// tamperFragment flips one byte of fragment c inside the badger store in
-// dir, behind the cache's back (its Put verifies, so tampering has to go
-// under it). The key layout is the cache's: "f/" + CID bytes.
+// tamperFragment flips one byte of fragment c in the package store in dir,
+// behind the store's back (its Put verifies, so tampering goes under it).
 func tamperFragment(t *testing.T, dir string, c cid.Cid) {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithValueLogFileSize(64 << 20))
+	st, err := openStore(dir, nil)
 	if err != nil {
-		t.Fatalf("open badger %s: %v", dir, err)
+		t.Fatal(err)
 	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	key := append([]byte("f/"), c.Bytes()...)
-	err = db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		v[len(v)/2] ^= 0xff
-		return txn.Set(key, v)
-	})
+	p := st.path(c)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatalf("tamper with %s: %v", c, err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
