@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"crypto/rand"
 	"compress/gzip"
 	"fmt"
 	"os"
@@ -153,10 +154,16 @@ func TestDeployEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	arch := filepath.Join(c.root, "marker.tar.gz")
+	payload := make([]byte, 4<<20)
+	rand.Read(payload)
 	writeTarGz(t, arch, map[string]string{
-		"run.sh": "#!/bin/sh\necho \"installed on $RELAYMESH_NODE_NAME\"\nprintf '%s' \"$RELAYMESH_NODE_NAME\" > \"" + markers + "/$RELAYMESH_NODE_NAME\"\n",
+		"run.sh":  "#!/bin/sh\necho \"installed on $RELAYMESH_NODE_NAME\"\nprintf '%s' \"$RELAYMESH_NODE_NAME\" > \"" + markers + "/$RELAYMESH_NODE_NAME\"\n",
+		"payload": string(payload),
 	})
 	pkg := c.build(arch, "--name", "marker", "--version", "1.0", "--action", "launch", "--command", "sh run.sh")
+	var pkgRec coordinator.PackageRecord
+	c.adminJSON(&pkgRec, "package", "show", pkg)
+	wanBefore := c.siteWAN()
 	d := c.deploy(3*time.Minute, pkg, "--all")
 	if d.State != coordinator.DeployCompleted || d.Counts[core.StateSuccess] != 6 {
 		t.Fatalf("launch deployment: %s %v", d.State, d.Counts)
@@ -170,6 +177,27 @@ func TestDeployEndToEnd(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(markers, n))
 		if err != nil || string(b) != n {
 			t.Errorf("marker of %s: %q, %v", n, b, err)
+		}
+	}
+	// The package crossed each site's boundary about once: the relay
+	// pulled it, the site's nodes shared it. Counters arrive with the
+	// nodes' heartbeats, so wait until they settle.
+	size := pkgRec.Manifest.Size
+	var wan map[string]int64
+	eventually(t, 30*time.Second, "per-site WAN counters", func() (bool, string) {
+		wan = c.siteWAN()
+		for site, in := range wan {
+			if in-wanBefore[site] < size {
+				return false, fmt.Sprintf("%s: %d of %d bytes reported", site, in-wanBefore[site], size)
+			}
+		}
+		return len(wan) == 2, ""
+	})
+	for site, in := range wan {
+		ratio := float64(in-wanBefore[site]) / float64(size)
+		t.Logf("site %s: WAN in %.3f × package size", site, ratio)
+		if ratio > 1.3 {
+			t.Errorf("site %s took in %.2f × the package over its WAN link, want ≤ 1.3", site, ratio)
 		}
 	}
 
@@ -214,4 +242,15 @@ func TestDeployEndToEnd(t *testing.T) {
 			t.Errorf("second launch on %s: %s, want ERR_ALREADY_SETUP", name, r.State)
 		}
 	}
+}
+
+// siteWAN returns each site's WAN-in byte counter as the coordinator has it.
+func (c *cluster) siteWAN() map[string]int64 {
+	var ss []coordinator.SiteView
+	c.adminJSON(&ss, "sites", "list")
+	m := map[string]int64{}
+	for _, s := range ss {
+		m[s.Site] = s.WANIn
+	}
+	return m
 }

@@ -149,11 +149,13 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 		}
 	}
 	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.Available}
-	if !n.mesh.IsRelay() && n.cfg.Strategy == "mesh" && !n.cfg.NoGossip {
-		// Ask the relay for at most one fragment the site does not have
-		// yet; take what is already in the site first. That keeps the
-		// relay's upstream queue short and copies what it fetched to the
-		// site at once, so a relay that dies takes little with it.
+	if n.cfg.Strategy == "mesh" && !n.cfg.NoGossip && n.SiteMembers() > 1 {
+		// Pull at most one fragment the site does not have yet (a node
+		// through the relay, the relay from upstream for itself); take
+		// what is already in the site first. That keeps the relay's
+		// upstream queue short and made of what members asked for, so
+		// what it fetched is copied into the site at once and a relay
+		// that dies takes little with it.
 		pick.maxPulls = 1
 	}
 	var (
