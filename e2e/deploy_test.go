@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"archive/tar"
-	"crypto/rand"
 	"compress/gzip"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"

@@ -152,7 +152,6 @@ func waitDeployment(t *testing.T, co *coordinator.Coordinator, id string, want i
 	})
 }
 
-
 // TestCorruptPeer: a site member that serves bytes not matching their CID
 // does not stop any node from finishing; peers detect the bad bytes, drop
 // them, and avoid that member afterwards.

@@ -539,7 +539,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	// panics without running Cleanup functions.
 	if d, ok := t.Deadline(); ok && d.Add(-20*time.Second).Before(deadline) {
 		deadline = d.Add(-20 * time.Second)
-		timeout = time.Until(deadline).Round(time.Second)
+		what += " (wait cut short to leave 20s of go test's -timeout for cleanup)"
+		timeout = max(0, time.Until(deadline).Round(time.Second))
 	}
 	last := ""
 	for {
