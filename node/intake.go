@@ -77,7 +77,11 @@ func (n *Node) intake(env *core.Envelope) bool {
 			return false
 		}
 	}
-	o, err := n.verifier.Accept(env)
+	// Check, then record the sequence in the same transaction that stores
+	// the order (acceptDeploy, acceptCancel): a crash can then neither
+	// forget the sequence of an order that was acted on nor lose an order
+	// whose sequence was recorded. intakeMu makes check-then-write atomic.
+	o, err := n.verifier.Check(env)
 	if err != nil {
 		n.refuse(env, id, known != nil, err)
 		return false
@@ -131,6 +135,9 @@ func (n *Node) acceptDeploy(env *core.Envelope, o *core.Order) {
 			if err := tx.Set(keyOrder+o.ID, b); err != nil {
 				return err
 			}
+			if err := putUint(tx, keyTrustSeq+o.KeyID, o.Seq); err != nil {
+				return err
+			}
 			if err := j.save(tx); err != nil {
 				return err
 			}
@@ -147,10 +154,18 @@ func (n *Node) acceptDeploy(env *core.Envelope, o *core.Order) {
 // acceptCancel stores a cancel order and cancels its target if the target
 // has not begun installing; an installing or finished job is left alone.
 func (n *Node) acceptCancel(env *core.Envelope, o *core.Order) {
-	if b, err := env.Encode(); err == nil {
-		if err := n.kv.Set(keyOrder+o.ID, b); err != nil {
-			n.log.Error("cannot store cancel order", "order", o.ID, "err", err)
-		}
+	b, err := env.Encode()
+	if err == nil {
+		err = n.kv.Update(func(tx cache.KVTx) error {
+			if err := tx.Set(keyOrder+o.ID, b); err != nil {
+				return err
+			}
+			return putUint(tx, keyTrustSeq+o.KeyID, o.Seq)
+		})
+	}
+	if err != nil {
+		n.log.Error("cannot store cancel order: not acted on", "order", o.ID, "err", err)
+		return
 	}
 	n.jobsMu.Lock()
 	j := n.jobs[o.Cancels]
