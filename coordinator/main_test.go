@@ -20,6 +20,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"github.com/relaymesh/relaymesh/internal/testlog"
+
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -30,34 +32,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLogger logs to t until the test's cleanups run, then drops lines:
-// stream handlers may outlive the test by a moment.
+// testLogger logs to t (see internal/testlog).
 func testLogger(t testing.TB) *slog.Logger {
 	t.Helper()
-	w := &tWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
-
-func (w *tWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
+	return testlog.New(t, slog.LevelInfo)
 }
 
 // fakeClock is the injected Config.Now: it only moves when told.

@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/goleak"
 
+	"github.com/relaymesh/relaymesh/internal/testlog"
+
 	"github.com/relaymesh/relaymesh/core"
 )
 
@@ -21,36 +23,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLogger logs to t until the test's cleanups run, then drops lines:
-// handler goroutines may outlive the test by a moment.
+// testLogger logs to t (see internal/testlog).
 func testLogger(t testing.TB) *slog.Logger {
 	t.Helper()
-	w := &tWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-	buf  bytes.Buffer
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-		w.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-func (w *tWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
+	return testlog.New(t, slog.LevelDebug)
 }
 
 // newTestHost starts a host on 127.0.0.1 and closes it when the test ends.
