@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 PKGS     ?= ./...
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test e2e e2e-netns sim bench fuzz lint tidy demo clean
+.PHONY: help build test e2e e2e-netns sim bench bench-sim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,13 +25,25 @@ e2e: ## end-to-end tests with real processes (also part of make test)
 e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root; else says why and skips)
 	@GO="$(GO)" ./e2e/netns/run.sh
 
-sim: ## network simulations (long; prints tables)
-	@if [ -d simulations ]; then \
-		$(GO) test -count=1 -tags sim -timeout 60m -v ./simulations/...; \
-	else echo "sim: no simulations yet (simulations/ is missing)"; fi
+SIM_OUT   ?= out/sim
+SIM_SET   ?= failover corrupt-peer partition late-join slow-peer
+BENCH_SET ?= bench-4x8 bench-20x50
 
-bench: ## benchmarks
+sim: ## fault scenarios (failover corrupt-peer partition late-join slow-peer): tables, SIM_OUT/NAME/{report.json,*.svg}
+	@set -e; for s in $(SIM_SET); do \
+		echo "== sim $$s"; \
+		$(GO) run . --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s; \
+	done
+
+bench: ## Go benchmarks of every package, then bench-sim
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS)
+	@$(MAKE) --no-print-directory bench-sim
+
+bench-sim: ## distribution benchmarks only (bench-4x8, bench-20x50): tables, SIM_OUT/NAME/
+	@set -e; for s in $(BENCH_SET); do \
+		echo "== bench $$s"; \
+		$(GO) run . --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s; \
+	done
 
 fuzz: ## run every Fuzz target for $(FUZZTIME) each
 	@set -e; found=0; \

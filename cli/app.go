@@ -50,6 +50,7 @@ func (a *app) commands() []*cli.Command {
 		a.packageCommand(),
 		a.deployCommand(),
 		a.keysCommand(),
+		a.simCommand(),
 		a.demoCommand(),
 	}
 }

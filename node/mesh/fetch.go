@@ -136,6 +136,19 @@ func (m *Mesh) mayBypassRelays() bool {
 	if m.cfg.Members == nil || m.cfg.Strategy == StrategyDirect || len(m.cfg.Members.Relays()) == 0 {
 		return true
 	}
+	// Every relay caught sending bytes that do not match their CID: the
+	// site cannot be trusted to relay, so go upstream at once.
+	allBanned, now := true, time.Now()
+	for _, r := range m.cfg.Members.Relays() {
+		id, err := peer.Decode(r)
+		if err != nil || id == m.cfg.Host.ID() || !m.banned(id, now) {
+			allBanned = false
+			break
+		}
+	}
+	if allBanned {
+		return true
+	}
 	since := m.relayFailSince.Load()
 	return since != 0 && time.Since(time.Unix(0, since)) >= m.cfg.RelayGiveUp
 }

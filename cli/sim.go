@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/relaymesh/relaymesh/simulations"
+)
+
+func (a *app) simCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "sim",
+		Usage: "run network simulations of a fleet in this process",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "run",
+				Usage:     "run a scenario file and report per strategy",
+				UsageText: "relaymesh sim run FILE [--strategy mesh|relay|direct]... [--out DIR]",
+				Description: "Runs the real coordinator and nodes in one process over a shaped network, once per " +
+					"strategy, and prints a table. With --out, also writes DIR/report.json, DIR/cdf.svg and " +
+					"DIR/wan.svg. Scenarios live in simulations/scenarios/.",
+				Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "strategy", Usage: "strategy to run (repeatable); default: the scenario's list"},
+					&cli.StringFlag{Name: "out", Usage: "directory for report.json and the SVG plots"},
+				},
+				Action: a.simRun,
+			},
+		},
+	}
+}
+
+func (a *app) simRun(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("sim run: give one scenario file, e.g. simulations/scenarios/bench-4x8.yaml")
+	}
+	sc, err := simulations.LoadScenario(c.Args().First())
+	if err != nil {
+		if errors.Is(err, simulations.ErrBadScenario) {
+			return usageErrorf("sim run: %w", err)
+		}
+		return err
+	}
+	opts := simulations.Options{Strategies: c.StringSlice("strategy"), Logger: a.quietLog()}
+	if !a.quiet && a.isTerminal(a.stderr) {
+		p := &simProgress{a: a}
+		opts.Progress = p.update
+		defer p.finish()
+	}
+	rep, err := simulations.Run(c.Context, sc, opts)
+	if rep != nil {
+		if terr := rep.WriteTable(a.stdout); terr != nil {
+			return terr
+		}
+		if out := c.String("out"); out != "" {
+			if werr := rep.WriteFiles(out); werr != nil {
+				return werr
+			}
+			fmt.Fprintf(a.stdout, "wrote %s\n", strings.Join([]string{
+				filepath.Join(out, "report.json"), filepath.Join(out, "cdf.svg"), filepath.Join(out, "wan.svg")}, ", "))
+		}
+	}
+	return err
+}
+
+// simProgress shows one bar per strategy: nodes done out of the fleet.
+type simProgress struct {
+	a        *app
+	mu       sync.Mutex
+	strategy string
+	bar      *progressbar.ProgressBar
+}
+
+func (p *simProgress) update(strategy string, done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar == nil || p.strategy != strategy {
+		p.finishLocked()
+		p.strategy = strategy
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(p.a.stderr),
+			progressbar.OptionSetDescription(strategy),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.a.stderr) }),
+		)
+	}
+	_ = p.bar.Set(done)
+}
+
+func (p *simProgress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishLocked()
+}
+
+func (p *simProgress) finishLocked() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		p.bar = nil
+	}
+}

@@ -1,0 +1,219 @@
+package simulations
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/relaymesh/relaymesh/core"
+	simnet "github.com/relaymesh/relaymesh/simulations/net"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// watch polls the deployment until every live node is final, applying
+// faults when their time comes, or until the scenario's timeout.
+func (f *fleet) watch(ctx context.Context, depID string, m *core.Manifest, t0 time.Time, progress func(string, int, int)) error {
+	pending := slices.Clone(f.sc.s.faults)
+	deadline := t0.Add(f.sc.s.timeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d, err := f.coord.Deployment(depID)
+		if err != nil {
+			return err
+		}
+		final := map[string]bool{}
+		done := 0
+		for _, r := range d.Nodes {
+			if r.State.Final() {
+				final[r.Name] = true
+				done++
+			}
+		}
+		if progress != nil {
+			progress(f.strategy, done, len(f.nodes))
+		}
+		allDone := true
+		for _, n := range f.nodes {
+			n.mu.Lock()
+			killed := n.killed
+			n.mu.Unlock()
+			if !killed && !final[n.name] {
+				allDone = false
+			}
+		}
+		if allDone && len(pending) == 0 {
+			return nil
+		}
+		pending = f.applyDue(pending, m, t0)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %d of %d nodes final after %s", ErrTimeout, done, len(f.nodes), f.sc.s.timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// applyDue applies the faults whose time has come and returns the rest.
+func (f *fleet) applyDue(pending []fault, m *core.Manifest, t0 time.Time) []fault {
+	var rest []fault
+	for _, ft := range pending {
+		if !f.due(ft, m, t0) {
+			rest = append(rest, ft)
+			continue
+		}
+		if err := f.apply(ft); err != nil {
+			f.log.Warn("fault failed", "kind", ft.Kind, "site", ft.Site, "node", ft.Node, "err", err)
+		} else {
+			f.log.Info("fault applied", "kind", ft.Kind, "site", ft.Site, "node", ft.Node, "at", time.Since(t0).Round(time.Millisecond))
+		}
+	}
+	return rest
+}
+
+// due: a duration fault after that long; a percentage fault when its
+// target holds that fraction of the package: the site's current relay
+// for kill-relay, the site's nodes on average for a site fault, the fleet
+// otherwise.
+func (f *fleet) due(ft fault, m *core.Manifest, t0 time.Time) bool {
+	if ft.Kind == KindCorruptPeer {
+		return true // applied at start; nothing left to do
+	}
+	if ft.pct == 0 {
+		return time.Since(t0) >= ft.after
+	}
+	var ns []*simNode
+	switch {
+	case ft.Kind == KindKillRelay:
+		if r := f.relayOf(ft.Site - 1); r != nil {
+			ns = []*simNode{r}
+		}
+	case ft.Site > 0:
+		ns = f.bySite[ft.Site-1]
+	default:
+		ns = f.nodes
+	}
+	return holding(ns, m) >= ft.pct
+}
+
+// holding is the average fraction of the package that ns hold.
+func holding(ns []*simNode, m *core.Manifest) float64 {
+	frags := m.FragmentCIDs()
+	if len(frags) == 0 || len(ns) == 0 {
+		return 0
+	}
+	have := 0
+	for _, n := range ns {
+		for _, c := range frags {
+			if ok, _ := n.store.Has(c); ok {
+				have++
+			}
+		}
+	}
+	return float64(have) / float64(len(frags)*len(ns))
+}
+
+// relayOf is site si's first relay among its running nodes.
+func (f *fleet) relayOf(si int) *simNode {
+	for _, n := range f.bySite[si] {
+		if nd := n.running(); nd != nil && nd.IsRelay() {
+			return n
+		}
+	}
+	return nil
+}
+
+func (f *fleet) apply(ft fault) error {
+	switch ft.Kind {
+	case KindKillNode:
+		n := f.bySite[ft.Site-1][ft.Node-1]
+		f.wg.Go(func() { f.kill(n) })
+	case KindKillRelay:
+		r := f.relayOf(ft.Site - 1)
+		if r == nil {
+			return fmt.Errorf("simulations: site %d has no running relay", ft.Site)
+		}
+		f.wg.Go(func() { f.kill(r) })
+	case KindPartition:
+		return f.net.Partition(f.sites[ft.Site-1])
+	case KindHeal:
+		return f.net.Heal(f.sites[ft.Site-1])
+	case KindSlowPeer:
+		return f.net.SetSlow(f.bySite[ft.Site-1][ft.Node-1].id, ft.Factor)
+	case KindLateJoin:
+		n := f.bySite[ft.Site-1][ft.Node-1]
+		f.wg.Go(func() {
+			if err := f.start(n); err != nil {
+				f.log.Warn("late join failed", "node", n.name, "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// collect fills res from the deployment's rows, the installers and the
+// shaper's counters.
+func (f *fleet) collect(res *Result, depID string, t0 time.Time, before simnet.Stats, size int64) {
+	d, err := f.coord.Deployment(depID)
+	if err != nil {
+		res.Error = err.Error()
+		return
+	}
+	rows := map[string]core.State{}
+	for _, r := range d.Nodes {
+		rows[r.Name] = r.State
+	}
+	for _, n := range f.nodes {
+		n.mu.Lock()
+		killed := n.killed
+		n.mu.Unlock()
+		at, corrupt := n.inst.result()
+		if corrupt {
+			res.CorruptInstalls++
+		}
+		st := rows[n.name]
+		switch {
+		case st == core.StateSuccess:
+			res.Succeeded++
+			if !at.IsZero() {
+				res.CompletionS = append(res.CompletionS, at.Sub(t0).Seconds())
+			}
+		case killed:
+			res.Killed++
+		case st.Final():
+			res.Failed++
+		default:
+			res.Unfinished++
+		}
+	}
+	slices.Sort(res.CompletionS)
+	if k := len(res.CompletionS); k > 0 {
+		res.TLast = res.CompletionS[k-1]
+		res.TMedian = median(res.CompletionS)
+	}
+	if res.TStar > 0 {
+		res.RatioToTStar = res.TLast / res.TStar
+	}
+	after := f.net.Stats()
+	s := float64(size)
+	for _, name := range f.sites {
+		res.WANInOverSize = append(res.WANInOverSize, float64(after.SiteIn[name]-before.SiteIn[name])/s)
+		res.WANOutOverSize = append(res.WANOutOverSize, float64(after.SiteOut[name]-before.SiteOut[name])/s)
+	}
+	res.OriginEgressOverSize = float64(after.CoordinatorOut-before.CoordinatorOut) / s
+}
+
+func median(sorted []float64) float64 {
+	k := len(sorted)
+	if k%2 == 1 {
+		return sorted[k/2]
+	}
+	return (sorted[k/2-1] + sorted[k/2]) / 2
+}
