@@ -231,17 +231,29 @@ func (n *Node) gossipAddr() string {
 	return ""
 }
 
-// rejoin tries the site members the coordinator listed when this node sees
-// nobody else.
+// rejoin joins the site members the coordinator listed that this node
+// does not see: a node that started alone, or a group of nodes that formed
+// apart from the rest of the site (they enrolled at the same moment and
+// knew only each other), merges with the others this way.
 func (n *Node) rejoin(ms []core.Member) {
 	n.onSiteChange() // refresh the gater and addresses now and then
 	m := n.members.Load()
-	if m == nil || len(m.Members()) > 1 {
+	if m == nil {
 		return
 	}
-	if seeds := n.seeds(ms); len(seeds) > 0 {
+	seen := map[string]bool{}
+	for _, mem := range m.Members() {
+		seen[mem.Meta.NodeID] = true
+	}
+	var missing []core.Member
+	for _, mem := range ms {
+		if !seen[mem.NodeID] {
+			missing = append(missing, mem)
+		}
+	}
+	if seeds := n.seeds(missing); len(seeds) > 0 {
 		if k, err := m.Rejoin(seeds); err == nil && k > 0 {
-			n.log.Info("rejoined site", "reached", k)
+			n.log.Info("joined site members the coordinator listed", "reached", k, "listed", len(seeds))
 		}
 	}
 }
