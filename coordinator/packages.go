@@ -128,18 +128,12 @@ func (c *Coordinator) Package(id string) (*PackageRecord, error) {
 func (c *Coordinator) DeletePackage(id string, force bool) error {
 	c.st.mu.RLock()
 	p := c.st.packages[id]
-	var active []string
-	for _, d := range c.st.deps {
-		if slices.Contains(d.Packages, id) && c.deployStateLocked(d) != DeployCompleted && !d.Cancelled && d.Expires.After(c.now()) {
-			active = append(active, d.ID)
-		}
-	}
+	active := c.activeUsersLocked(id)
 	c.st.mu.RUnlock()
 	if p == nil {
 		return fmt.Errorf("%w: package %s", ErrNotFound, id)
 	}
 	if len(active) > 0 && !force {
-		slices.Sort(active)
 		return fmt.Errorf("%w: package %s is used by active deployment(s) %v: wait, cancel them, or use --force", ErrConflict, id, active)
 	}
 	for _, d := range active {
@@ -148,6 +142,11 @@ func (c *Coordinator) DeletePackage(id string, force bool) error {
 		}
 	}
 	c.st.mu.Lock()
+	// A deployment created since the check above keeps the package.
+	if now := c.activeUsersLocked(id); len(now) > 0 {
+		c.st.mu.Unlock()
+		return fmt.Errorf("%w: package %s is used by deployment(s) %v created meanwhile: try again", ErrConflict, id, now)
+	}
 	if err := c.st.write(kvPair{key: keyPackage + id}); err != nil {
 		c.st.mu.Unlock()
 		return err
@@ -166,6 +165,18 @@ func (c *Coordinator) DeletePackage(id string, force bool) error {
 		}
 	}
 	return nil
+}
+
+// activeUsersLocked lists the deployments still using package id.
+func (c *Coordinator) activeUsersLocked(id string) []string {
+	var active []string
+	for _, d := range c.st.deps {
+		if slices.Contains(d.Packages, id) && c.deployStateLocked(d) != DeployCompleted && !d.Cancelled && d.Expires.After(c.now()) {
+			active = append(active, d.ID)
+		}
+	}
+	slices.Sort(active)
+	return active
 }
 
 func (c *Coordinator) fragmentInUse(f cid.Cid) bool {
