@@ -128,14 +128,23 @@ func newResourceManager() (network.ResourceManager, error) {
 	const (
 		systemStreams = 8192
 		peerStreams   = 2048
+		systemConns   = 16384
 	)
 	streams := func(n int) rcmgr.ResourceLimits {
 		v := rcmgr.LimitVal(n)
 		return rcmgr.ResourceLimits{Streams: v, StreamsInbound: v, StreamsOutbound: v}
 	}
+	// A coordinator holds a connection per node and a relay one per site
+	// member: raise the connection and descriptor limits too (libp2p
+	// scales its defaults to a desktop's few hundred peers).
+	system := streams(systemStreams)
+	system.Conns, system.ConnsInbound, system.ConnsOutbound = rcmgr.LimitVal(systemConns), rcmgr.LimitVal(systemConns), rcmgr.LimitVal(systemConns)
+	system.FD = rcmgr.LimitVal(systemConns)
+	transient := streams(peerStreams)
+	transient.Conns, transient.ConnsInbound, transient.ConnsOutbound = rcmgr.LimitVal(systemConns/4), rcmgr.LimitVal(systemConns/4), rcmgr.LimitVal(systemConns/4)
 	partial := rcmgr.PartialLimitConfig{
-		System:              streams(systemStreams),
-		Transient:           streams(peerStreams),
+		System:              system,
+		Transient:           transient,
 		ServiceDefault:      streams(systemStreams),
 		ServicePeerDefault:  streams(peerStreams),
 		ProtocolDefault:     streams(systemStreams),
