@@ -126,6 +126,17 @@ func applyInfo(n *NodeRecord, i *core.NodeInfo, now time.Time) {
 	n.LastSeen = now
 }
 
+// aliveInSiteLocked counts the site's members seen within OnlineWindow.
+func (c *Coordinator) aliveInSiteLocked(site string, now time.Time) int {
+	k := 0
+	for _, n := range c.st.nodes {
+		if n.Site == site && now.Sub(n.LastSeen) < c.cfg.OnlineWindow {
+			k++
+		}
+	}
+	return k
+}
+
 // siteMembersLocked lists up to maxSiteMembers live members of site other
 // than self, most recently seen first.
 func (c *Coordinator) siteMembersLocked(site, self string, now time.Time) []core.Member {
@@ -176,7 +187,13 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		c.st.savedSeen[node] = now
 	}
 	c.st.nodes[node] = &cp
-	resp := &core.SyncResponse{Orders: c.ordersForLocked(node, req.AfterSeq, false), SiteMembers: c.siteMembersLocked(cp.Site, node, now)}
+	resp := &core.SyncResponse{Orders: c.ordersForLocked(node, req.AfterSeq, false)}
+	// Members go out only to a node that sees fewer than are alive (it is
+	// alone, or part of its site formed apart): at a thousand nodes the
+	// lists would otherwise dominate the sync traffic.
+	if req.SeenMembers == 0 || req.SeenMembers < c.aliveInSiteLocked(cp.Site, now) {
+		resp.SiteMembers = c.siteMembersLocked(cp.Site, node, now)
+	}
 	c.st.mu.Unlock()
 	return resp, nil
 }

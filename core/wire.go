@@ -63,6 +63,9 @@ type EnrollResponse struct {
 type SyncRequest struct {
 	AfterSeq uint64   `json:"after_seq"`
 	Info     NodeInfo `json:"info"`
+	// SeenMembers is how many site members the node sees (itself
+	// included); the coordinator lists members only when it knows more.
+	SeenMembers int `json:"seen_members,omitempty"`
 }
 
 // SyncResponse returns pending orders, in sequence order, and the site view.
