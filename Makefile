@@ -27,7 +27,7 @@ e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root; e
 
 SIM_OUT   ?= out/sim
 SIM_SET   ?= failover corrupt-peer partition late-join slow-peer
-BENCH_SET ?= bench-4x8 bench-20x50
+BENCH_SET ?= bench-4x8 bench-20x20 bench-20x50
 
 sim: ## fault scenarios (failover corrupt-peer partition late-join slow-peer): tables, SIM_OUT/NAME/{report.json,*.svg}
 	@set -e; for s in $(SIM_SET); do \
