@@ -148,6 +148,18 @@ func TestDeployEndToEnd(t *testing.T) {
 		return alive == 6, fmt.Sprintf("%d alive", alive)
 	})
 
+	// Each site elects one relay, and the coordinator hears of it.
+	eventually(t, 60*time.Second, "one relay per site", func() (bool, string) {
+		var ss []coordinator.SiteView
+		c.adminJSON(&ss, "sites", "list")
+		for _, s := range ss {
+			if s.Alive != 3 || len(s.Relays) != 1 {
+				return false, fmt.Sprintf("%s: %d alive, relays %v", s.Site, s.Alive, s.Relays)
+			}
+		}
+		return len(ss) == 2, ""
+	})
+
 	// 1. launch: a tar.gz whose script writes a marker named for the node.
 	markers := filepath.Join(c.root, "markers")
 	if err := os.MkdirAll(markers, 0o755); err != nil {

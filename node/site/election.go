@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
+	"strings"
 )
 
 // Score weights. Everything is integer arithmetic so that every member, on
@@ -126,17 +127,30 @@ func Elect(members []Meta, incumbents []string, n int, hysteresis float64) []str
 	}
 	// kept and challengers hold indexes into ranked, so ascending = best
 	// first.
-	var kept, challengers []int
+	var kept, challengers, claims []int
 	for i, s := range ranked {
 		if !s.RelayEligible {
 			break // eligible ones come first
 		}
-		if isInc[s.NodeID] && len(kept) < n {
-			kept = append(kept, i)
+		if isInc[s.NodeID] {
+			claims = append(claims, i)
 		} else {
 			challengers = append(challengers, i)
 		}
 	}
+	// More claimants than seats (two nodes took the role at once, or a
+	// partition healed): keep those with the lowest node IDs. Scores may
+	// differ a little between members' views (meta gossip lags), so a rank
+	// order could leave two members each keeping itself; the ID order is
+	// the same everywhere. The rest compete as challengers below.
+	if len(claims) > n {
+		slices.SortFunc(claims, func(a, b int) int { return strings.Compare(ranked[a].NodeID, ranked[b].NodeID) })
+		challengers = append(challengers, claims[n:]...)
+		slices.Sort(challengers)
+		claims = claims[:n]
+	}
+	kept = append(kept, claims...)
+	slices.Sort(kept)
 	// Free seats go to the best challengers.
 	free := min(n-len(kept), len(challengers))
 	kept = append(kept, challengers[:free]...)
