@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -151,11 +152,11 @@ func newProgressBar(w io.Writer, total int64, desc string) *progressbar.Progress
 // writes overlap with hashing. Chunk computed each CID from the very bytes
 // handed over, so they are stored without hashing them a third time.
 type fragWriter struct {
-	st   *dirStore
 	work chan fragJob
 	free chan []byte
 	done chan struct{}
-	err  error
+	mu   sync.Mutex
+	err  error // first store error
 }
 
 type fragJob struct {
@@ -165,15 +166,19 @@ type fragJob struct {
 
 func newFragWriter(st *dirStore, size int) *fragWriter {
 	const depth = 3
-	w := &fragWriter{st: st, work: make(chan fragJob, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
+	w := &fragWriter{work: make(chan fragJob, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
 	for range depth + 1 {
 		w.free <- make([]byte, 0, size)
 	}
 	go func() {
 		defer close(w.done)
 		for j := range w.work {
-			if w.err == nil {
-				w.err = st.putTrusted(j.c, j.data)
+			if w.failed() == nil {
+				if err := st.putTrusted(j.c, j.data); err != nil {
+					w.mu.Lock()
+					w.err = err
+					w.mu.Unlock()
+				}
 			}
 			w.free <- j.data[:0]
 		}
@@ -181,12 +186,17 @@ func newFragWriter(st *dirStore, size int) *fragWriter {
 	return w
 }
 
-// write queues a copy of data; it returns an earlier write's error.
+func (w *fragWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// write queues a copy of data; it returns an earlier write's error, which
+// stops the chunking.
 func (w *fragWriter) write(c cid.Cid, data []byte) error {
-	select {
-	case <-w.done:
-		return w.err
-	default:
+	if err := w.failed(); err != nil {
+		return err
 	}
 	buf := append(<-w.free, data...)
 	w.work <- fragJob{c, buf}
@@ -197,5 +207,5 @@ func (w *fragWriter) write(c cid.Cid, data []byte) error {
 func (w *fragWriter) close() error {
 	close(w.work)
 	<-w.done
-	return w.err
+	return w.failed()
 }

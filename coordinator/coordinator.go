@@ -26,8 +26,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-type ed25519PublicKey = ed25519.PublicKey
-
 func peerIDOf(k crypto.PrivKey) (string, error) {
 	id, err := peer.IDFromPrivateKey(k)
 	if err != nil {

@@ -207,11 +207,8 @@ func (c *Coordinator) deployStateLocked(d *Deployment) string {
 		return DeployIncomplete
 	case !started && c.now().Before(d.NotBefore):
 		return DeployScheduled
-	case !started:
-		// Due but no node has heard of it yet.
-		return DeployRunning
 	}
-	return DeployRunning
+	return DeployRunning // due: started, or nodes yet to hear of it
 }
 
 // CancelDeployment cancels by LanGuard's rule: allowed while SCHEDULED, or

@@ -1,12 +1,12 @@
 package coordinator
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -14,8 +14,6 @@ import (
 	"github.com/relaymesh/relaymesh/p2p"
 	"gopkg.in/yaml.v3"
 )
-
-var errEOF = io.EOF
 
 // InitResult tells what Init created.
 type InitResult struct {
@@ -62,7 +60,7 @@ func Init(dir string) (res InitResult, err error) {
 	if err := core.WritePrivateKey(path(FileOrderKey), priv); err != nil {
 		return res, err
 	}
-	if err := core.WritePublicKey(path(FileOrderPub), priv.Public().(ed25519PublicKey)); err != nil {
+	if err := core.WritePublicKey(path(FileOrderPub), priv.Public().(ed25519.PublicKey)); err != nil {
 		return res, err
 	}
 	tok := make([]byte, 32)
@@ -89,5 +87,5 @@ func Init(dir string) (res InitResult, err error) {
 	if err != nil {
 		return res, err
 	}
-	return InitResult{Dir: dir, PeerID: pid, OrderKey: core.KeyID(priv.Public().(ed25519PublicKey))}, nil
+	return InitResult{Dir: dir, PeerID: pid, OrderKey: core.KeyID(priv.Public().(ed25519.PublicKey))}, nil
 }

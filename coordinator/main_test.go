@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -60,13 +61,7 @@ func testCtx(t testing.TB) context.Context {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
+	poll.Until(t, 20*time.Second, 5*time.Millisecond, what, poll.Bool(cond))
 }
 
 // checkErr fails unless errors.Is(err, want) and err's message holds every

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"crypto/x509"
 	"fmt"
 	"io"
 	"slices"
@@ -10,8 +9,6 @@ import (
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 )
-
-func x509MarshalPKIX(pub ed25519PublicKey) ([]byte, error) { return x509.MarshalPKIXPublicKey(pub) }
 
 // PutFragment stores one fragment (verified against its CID by the cache).
 func (c *Coordinator) PutFragment(id cid.Cid, data []byte) error {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -98,7 +99,7 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 }
 
 func (c *Coordinator) orderKeyPEM() string {
-	der, err := x509MarshalPKIX(c.OrderPublicKey())
+	der, err := x509.MarshalPKIXPublicKey(c.OrderPublicKey())
 	if err != nil {
 		panic(err) // an ed25519 key always marshals
 	}

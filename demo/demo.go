@@ -143,9 +143,19 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-	// Let every node's last heartbeat carry its final byte counters.
-	time.Sleep(1500 * time.Millisecond)
-	after := mustSites(ctx, f.cl)
+	// The byte counters reach the coordinator with each node's heartbeat:
+	// wait until every site has reported at least the package (or give up
+	// after a few heartbeats and show what arrived).
+	var after []coordinator.SiteView
+	_ = poll(ctx, 10*time.Second, "the sites' byte counters", func() (bool, error) {
+		after = mustSites(ctx, f.cl)
+		for _, s := range after {
+			if s.WANIn-before[s.Site] < size {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 	say("\nWAN traffic per site (bytes that entered the site from outside, for a %s package):", human(size))
 	for _, s := range after {
 		in := s.WANIn - before[s.Site]

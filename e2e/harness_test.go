@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,21 +185,7 @@ func tail(path string) string {
 // eventually polls cond every 100ms until it is true or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if state != "" {
-			last = state
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, timeout, 100*time.Millisecond, what, cond)
 }
 
 // startCoordinator initialises and starts the coordinator and waits for

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -141,21 +142,7 @@ func (c *cluster) addSite(site string, count int, mutate func(*node.Config)) []*
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		if s != "" {
-			last = s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+	poll.Until(t, timeout, 50*time.Millisecond, what, cond)
 }
 
 // waitSites waits until every site's live nodes agree on their relays and

@@ -148,7 +148,7 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 			}
 		}
 	}
-	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.Available}
+	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.AvailableNow}
 	if n.cfg.Strategy == "mesh" && !n.cfg.NoGossip && n.SiteMembers() > 1 {
 		// Pull at most one fragment the site does not have yet (a node
 		// through the relay, the relay from upstream for itself); take
@@ -210,7 +210,7 @@ type picker struct {
 	left     []want
 	pulls    int
 	maxPulls int
-	avail    func(cid.Cid) bool
+	avail    func() func(cid.Cid) bool // a snapshot of what the site holds
 }
 
 // next returns a fragment to fetch and whether it is a pull; ok is false
@@ -222,9 +222,10 @@ func (p *picker) next() (w want, pull, ok, done bool) {
 		return w, false, false, true
 	}
 	start := rand.IntN(len(p.left))
+	inSite := p.avail()
 	for k := range p.left {
 		i := (start + k) % len(p.left)
-		if p.avail(p.left[i].c) {
+		if inSite(p.left[i].c) {
 			return p.take(i), false, true, false
 		}
 	}

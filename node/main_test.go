@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"log/slog"
 	"testing"
 	"time"
@@ -24,13 +25,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // eventually polls cond every 10ms until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, within, 10*time.Millisecond, what, poll.Bool(cond))
 }
 
 func testCtx(t testing.TB) context.Context {

@@ -39,6 +39,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"io"
 	"os"
 	"os/exec"
@@ -534,28 +535,7 @@ func tail(path string) string {
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	// Fail (and so clean up) well before go test's own -timeout, which
-	// panics without running Cleanup functions.
-	if d, ok := t.Deadline(); ok && d.Add(-20*time.Second).Before(deadline) {
-		deadline = d.Add(-20 * time.Second)
-		what += " (wait cut short to leave 20s of go test's -timeout for cleanup)"
-		timeout = max(0, time.Until(deadline).Round(time.Second))
-	}
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if state != "" {
-			last = state
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(250 * time.Millisecond) // polling interval
-	}
+	poll.Until(t, timeout, 250*time.Millisecond, what, cond)
 }
 
 // writeRandomPackage writes a tar.gz holding run.sh and size random
@@ -700,9 +680,6 @@ func TestWANBytesPerSite(t *testing.T) {
 		"--store", filepath.Join(root, "store"), "--out", filepath.Join(root, "payload.manifest.json")))
 	t.Logf("package %s: archive %d bytes", pkg, S)
 
-	// Settle for a moment so that the counters' baseline is not in the
-	// middle of a burst, then read them.
-	time.Sleep(2 * time.Second)
 	// rx, tx: the router end of the WAN link; tbf, over: the tbf qdisc
 	// that shapes the site's download (the WAN end's egress).
 	type ctr struct{ rx, tx, tbf, over int64 }
@@ -715,6 +692,23 @@ func TestWANBytesPerSite(t *testing.T) {
 		rx, tx := net.counters(tp.coord, "eth0")
 		return sites, ctr{rx: rx, tx: tx}
 	}
+	// quiet waits until the WAN links carry only heartbeats (under 64 KiB
+	// between two reads), so a reading is not taken in a burst.
+	quiet := func(what string) {
+		prev := int64(-1)
+		eventually(t, 30*time.Second, "WAN links quiet "+what, func() (bool, string) {
+			sites, coord := read()
+			total := coord.tx
+			for _, s := range sites {
+				total += s.rx
+			}
+			moved := total - prev
+			ok := prev >= 0 && moved < 64<<10
+			prev = total
+			return ok, fmt.Sprintf("%d bytes since the last read", moved)
+		})
+	}
+	quiet("before the deployment")
 	var sitesBefore []coordinator.SiteView
 	f.adminJSON(&sitesBefore, "sites", "list")
 	before, coordBefore := read()
@@ -729,8 +723,7 @@ func TestWANBytesPerSite(t *testing.T) {
 		return d.Done, fmt.Sprintf("%s %v", d.State, d.Counts)
 	})
 	elapsed := time.Since(start)
-	// Let the last status reports and any straggling bytes cross.
-	time.Sleep(time.Second)
+	quiet("after the deployment")
 	after, coordAfter := read()
 	var sitesAfter []coordinator.SiteView
 	f.adminJSON(&sitesAfter, "sites", "list")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,38 +80,27 @@ func groupScript(pidFile string) []string {
 // readPid polls until the script has written the grandchild's pid.
 func readPid(t *testing.T, pidFile string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile(pidFile)
-		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatalf("pid file %q: %v", b, err)
-			}
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid file %s not written in time", pidFile)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	var b []byte
+	poll.Until(t, 10*time.Second, 5*time.Millisecond, "pid file "+pidFile, func() (bool, string) {
+		var err error
+		b, err = os.ReadFile(pidFile)
+		return err == nil && bytes.HasSuffix(b, []byte("\n")), fmt.Sprint(err)
+	})
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid file %q: %v", b, err)
 	}
+	return pid
 }
 
 // waitDead polls until pid is gone. A zombie counts as dead: the grandchild
 // was reparented, and reaping it is its new parent's job.
 func waitDead(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 10*time.Second, 5*time.Millisecond, fmt.Sprintf("grandchild %d to die", pid), func() (bool, string) {
 		err := syscall.Kill(pid, 0)
-		if errors.Is(err, syscall.ESRCH) || isZombie(pid) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild %d still alive (kill 0: %v)", pid, err)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
+		return errors.Is(err, syscall.ESRCH) || isZombie(pid), fmt.Sprintf("kill 0: %v", err)
+	})
 }
 
 func isZombie(pid int) bool {

@@ -265,26 +265,27 @@ func (m *Mesh) alive() map[peer.ID]bool {
 }
 
 // Available reports whether a live site peer announced c.
-func (m *Mesh) Available(c cid.Cid) bool {
+func (m *Mesh) Available(c cid.Cid) bool { return m.AvailableNow()(c) }
+
+// AvailableNow returns Available over one snapshot of the site's live
+// members, for checking many fragments at once: the membership view is
+// decoded once, not once per fragment.
+func (m *Mesh) AvailableNow() func(cid.Cid) bool {
 	if m.cfg.Strategy != StrategyMesh || m.cfg.Members == nil {
-		return false
-	}
-	m.mu.Lock()
-	holders := make([]peer.ID, 0, len(m.dir[c]))
-	for p := range m.dir[c] {
-		holders = append(holders, p)
-	}
-	m.mu.Unlock()
-	if len(holders) == 0 {
-		return false
+		return func(cid.Cid) bool { return false }
 	}
 	live := m.alive()
-	for _, p := range holders {
-		if live[p] && !m.banned(p, time.Now()) {
-			return true
+	now := time.Now()
+	return func(c cid.Cid) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for p := range m.dir[c] {
+			if s := m.sources[p]; live[p] && (s == nil || !now.Before(s.banned)) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
 }
 
 // relays returns the site's relays other than this node, the one that

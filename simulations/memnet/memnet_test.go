@@ -3,6 +3,7 @@ package memnet
 import (
 	"errors"
 	"fmt"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"io"
 	"log"
 	"testing"
@@ -42,19 +43,9 @@ func alive(ml *memberlist.Memberlist) int {
 	return k
 }
 
-func poll(t *testing.T, what string, cond func() (bool, string)) {
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, s)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+	poll.Until(t, 20*time.Second, 20*time.Millisecond, what, cond)
 }
 
 func seesAlive(mls []*memberlist.Memberlist, want int) func() (bool, string) {
@@ -79,7 +70,7 @@ func TestJoinThenCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	poll(t, "all three alive", seesAlive([]*memberlist.Memberlist{a, b, c}, 3))
+	waitFor(t, "all three alive", seesAlive([]*memberlist.Memberlist{a, b, c}, 3))
 
 	if err := n.Crash(tc.Addr()); err != nil {
 		t.Fatal(err)
@@ -91,7 +82,7 @@ func TestJoinThenCrash(t *testing.T) {
 	if _, err := n.NewTransport("probe2").DialTimeout(tc.Addr(), time.Second); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("stream to a crashed host: %v", err)
 	}
-	poll(t, "the crashed member dead", seesAlive([]*memberlist.Memberlist{a, b}, 2))
+	waitFor(t, "the crashed member dead", seesAlive([]*memberlist.Memberlist{a, b}, 2))
 }
 
 func TestPartitionAndHeal(t *testing.T) {
@@ -105,17 +96,17 @@ func TestPartitionAndHeal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	poll(t, "all three alive", seesAlive([]*memberlist.Memberlist{a, b, c}, 3))
+	waitFor(t, "all three alive", seesAlive([]*memberlist.Memberlist{a, b, c}, 3))
 
 	n.Partition([]string{ta.Addr(), tb.Addr()}, []string{tc.Addr()})
 	if _, err := tc.WriteTo([]byte{1}, ta.Addr()); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("packet across the partition: %v", err)
 	}
-	poll(t, "a and b see c gone", seesAlive([]*memberlist.Memberlist{a, b}, 2))
+	waitFor(t, "a and b see c gone", seesAlive([]*memberlist.Memberlist{a, b}, 2))
 
 	n.Heal()
 	if _, err := c.Join([]string{a.LocalNode().Address()}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "all three alive again", seesAlive([]*memberlist.Memberlist{a, b, c}, 3))
+	waitFor(t, "all three alive again", seesAlive([]*memberlist.Memberlist{a, b, c}, 3))
 }
