@@ -49,6 +49,10 @@ type Membership struct {
 	// under memberlist's lock, so reading them outside it races.
 	viewMu sync.Mutex
 	peers  map[string]memberlist.Node
+	// view is Members' result, rebuilt after the peers changed (nil).
+	view        []Member
+	viewRelays  []string
+	viewSkipped int
 
 	seen    seenSet
 	dropped atomic.Uint64
@@ -153,6 +157,7 @@ func (m *Membership) notePeer(n *memberlist.Node) {
 	c.Meta = slices.Clone(n.Meta)
 	m.viewMu.Lock()
 	m.peers[c.Name] = c
+	m.view = nil
 	m.viewMu.Unlock()
 	m.trigger()
 }
@@ -160,6 +165,7 @@ func (m *Membership) notePeer(n *memberlist.Node) {
 func (m *Membership) forgetPeer(n *memberlist.Node) {
 	m.viewMu.Lock()
 	delete(m.peers, n.Name)
+	m.view = nil
 	m.viewMu.Unlock()
 	m.trigger()
 }
@@ -183,12 +189,33 @@ func (m *Membership) livePeers() []*memberlist.Node {
 }
 
 // Members returns the live members (alive or suspect) with valid meta of
-// this node's site, this node included, sorted by NodeID.
+// this node's site, this node included, sorted by NodeID. The decoded view
+// is kept until the next membership event, so calling it often is cheap.
 func (m *Membership) Members() []Member {
-	nodes := m.livePeers()
-	out := make([]Member, 0, len(nodes))
+	members, _ := m.snapshot()
+	return members
+}
+
+// snapshot returns Members and the relays elected from them, decoding and
+// electing only after the view changed.
+func (m *Membership) snapshot() ([]Member, []string) {
+	m.viewMu.Lock()
+	defer m.viewMu.Unlock()
+	if m.view == nil {
+		m.view, m.viewSkipped = m.decodeViewLocked()
+		m.viewRelays = m.relaysOf(m.view)
+	}
+	m.mu.Lock()
+	m.skipped = m.viewSkipped
+	m.mu.Unlock()
+	return slices.Clone(m.view), slices.Clone(m.viewRelays)
+}
+
+// decodeViewLocked decodes every peer's meta; viewMu is held.
+func (m *Membership) decodeViewLocked() ([]Member, int) {
+	out := make([]Member, 0, len(m.peers))
 	skipped := 0
-	for _, n := range nodes {
+	for _, n := range m.peers {
 		meta, err := DecodeMeta(n.Meta)
 		if err != nil || meta.NodeID != n.Name || meta.Site != m.site {
 			skipped++
@@ -197,16 +224,14 @@ func (m *Membership) Members() []Member {
 		out = append(out, Member{Meta: meta, Addr: n.Address()})
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Meta.NodeID, b.Meta.NodeID) })
-	m.mu.Lock()
-	m.skipped = skipped
-	m.mu.Unlock()
-	return out
+	return out, skipped
 }
 
 // Relays returns the node IDs of the site's elected relays, sorted, as this
 // node computes them from its current view. See Elect.
 func (m *Membership) Relays() []string {
-	return m.relaysOf(m.Members())
+	_, relays := m.snapshot()
+	return relays
 }
 
 func (m *Membership) relaysOf(members []Member) []string {
@@ -310,8 +335,7 @@ func (m *Membership) watch() {
 			return
 		case <-m.kick:
 		}
-		members := m.Members()
-		relays := m.relaysOf(members)
+		members, relays := m.snapshot()
 		claim := slices.Contains(relays, m.cfg.Name)
 		m.mu.Lock()
 		changedClaim := claim != m.claim

@@ -196,6 +196,39 @@ func TestSiteCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("gossip reaches all others once", func(t *testing.T) {
+		small := "have-small"
+		large := string(bytes.Repeat([]byte{'G'}, nodes[0].m.GossipLimit()+1)) // goes as a Broadcast
+		for _, msg := range []string{small, large} {
+			if err := nodes[2].m.Gossip([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range nodes {
+				if i == 2 {
+					continue
+				}
+				if r := n.receive(t); r.from != peerID(2) || r.msg != msg {
+					t.Fatalf("%s got %q from %s", n.id, r.msg[:min(20, len(r.msg))], r.from)
+				}
+			}
+		}
+		// Each was delivered once: the next message anyone gets is a new one.
+		if err := nodes[2].m.Gossip([]byte("marker")); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range nodes {
+			if i == 2 {
+				continue
+			}
+			if r := n.receive(t); r.msg != "marker" {
+				t.Fatalf("%s got %q again before the marker", n.id, r.msg[:min(20, len(r.msg))])
+			}
+		}
+		if err := nodes[0].m.Gossip(make([]byte, DefaultMaxMessageSize+1)); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("Gossip too large: %v", err)
+		}
+	})
+
 	t.Run("meta update propagates, small gain keeps the relay", func(t *testing.T) {
 		nodes[3].setMeta(t, func(m *Meta) { m.MeasuredBps = 60_000_000 }) // 1.2× node 4
 		waitFor(t, "node 3's new meta everywhere", func() bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/memberlist"
@@ -14,7 +15,8 @@ import (
 // sender's node ID, the node ID, then the opaque payload.
 const (
 	kindDirect    = 1
-	kindBroadcast = 2
+	kindBroadcast = 2 // a broadcast's gossip copy: receivers pass it on
+	kindReliable  = 3 // a broadcast's TCP copy: receivers do not
 	frameMaxHead  = 1 + 8 + binary.MaxVarintLen64 + maxNodeIDLen
 	maxQueued     = 256 // gossip broadcasts kept queued at most
 )
@@ -34,7 +36,7 @@ func (m *Membership) frame(kind byte, msg []byte) ([]byte, uint64) {
 }
 
 func parseFrame(b []byte) (kind byte, id uint64, from string, msg []byte, err error) {
-	if len(b) < 10 || (b[0] != kindDirect && b[0] != kindBroadcast) {
+	if len(b) < 10 || b[0] < kindDirect || b[0] > kindReliable {
 		return 0, 0, "", nil, errors.New("bad header")
 	}
 	kind, id = b[0], binary.BigEndian.Uint64(b[1:9])
@@ -67,9 +69,11 @@ func (m *Membership) SendTo(nodeID string, msg []byte) error {
 
 // Broadcast sends msg to every other live member: over TCP (SendReliable) to
 // each member in this node's view, and, when it fits a gossip packet, also by
-// epidemic gossip (a TransmitLimitedQueue; receivers pass it on), which
-// reaches members this node does not see yet. Receivers deliver each message
-// once. The error lists the members the TCP send failed for.
+// epidemic gossip (a TransmitLimitedQueue; receivers of the gossip copy pass
+// it on), which reaches members this node does not see yet. Receivers
+// deliver each message once. The error lists the members the TCP send
+// failed for. It costs a TCP stream per member: for frequent advisory
+// messages use Gossip.
 func (m *Membership) Broadcast(msg []byte) error {
 	if m.closed.Load() {
 		return ErrShutdown
@@ -83,6 +87,8 @@ func (m *Membership) Broadcast(msg []byte) error {
 		m.queue.QueueBroadcast(gossip(f))
 		m.queue.Prune(maxQueued)
 	}
+	f = slices.Clone(f)
+	f[0] = kindReliable
 	ml := m.ml.Load()
 	var (
 		mu   sync.Mutex
@@ -112,6 +118,32 @@ func (m *Membership) Broadcast(msg []byte) error {
 	return nil
 }
 
+// Gossip sends msg to the site by epidemic gossip only: it rides on
+// memberlist's gossip packets (a few per interval, whatever the number of
+// messages), so it is cheap, but it takes a few gossip rounds to spread and
+// may miss a member; use it for advice that is repeated, such as which
+// fragments a node has. A message too big for a gossip packet goes out as
+// a Broadcast.
+func (m *Membership) Gossip(msg []byte) error {
+	if m.closed.Load() {
+		return ErrShutdown
+	}
+	if len(msg) > m.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), m.cfg.MaxMessageSize)
+	}
+	f, id := m.frame(kindBroadcast, msg)
+	if len(f) > m.gossipMax {
+		return m.Broadcast(msg)
+	}
+	m.seen.add(m.cfg.Name, id)
+	m.queue.QueueBroadcast(gossip(f))
+	m.queue.Prune(maxQueued)
+	return nil
+}
+
+// GossipLimit is the largest message Gossip sends as gossip.
+func (m *Membership) GossipLimit() int { return m.gossipMax - frameMaxHead }
+
 // receive handles a user message from memberlist (gossip or TCP). b belongs
 // to memberlist: copy what is kept.
 func (m *Membership) receive(b []byte) {
@@ -131,11 +163,11 @@ func (m *Membership) receive(b []byte) {
 		m.drop("too large", len(b))
 		return
 	}
-	if kind == kindBroadcast {
+	if kind == kindBroadcast || kind == kindReliable {
 		if !m.seen.add(from, id) {
 			return
 		}
-		if len(b) <= m.gossipMax {
+		if kind == kindBroadcast && len(b) <= m.gossipMax {
 			m.queue.QueueBroadcast(gossip(append([]byte(nil), b...)))
 			m.queue.Prune(maxQueued)
 		}
@@ -168,8 +200,11 @@ func (m *Membership) deliver() {
 // gossip is a queued broadcast frame.
 type gossip []byte
 
-var _ memberlist.Broadcast = gossip(nil)
+var _ memberlist.UniqueBroadcast = gossip(nil)
 
+// UniqueBroadcast tells memberlist that no queued frame replaces another,
+// which spares it a scan of the whole queue for every frame queued.
+func (g gossip) UniqueBroadcast()                      {}
 func (g gossip) Invalidates(memberlist.Broadcast) bool { return false }
 func (g gossip) Message() []byte                       { return g }
 func (g gossip) Finished()                             {}
