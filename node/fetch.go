@@ -148,7 +148,7 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 			}
 		}
 	}
-	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.AvailableNow}
+	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.AvailableNow, freed: make(chan struct{}, 1)}
 	if n.cfg.Strategy == "mesh" && !n.cfg.NoGossip && n.SiteMembers() > 1 {
 		// Pull at most one fragment the site does not have yet (a node
 		// through the relay, the relay from upstream for itself); take
@@ -166,16 +166,24 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 	)
 	for range min(n.cfg.FetchConcurrency, len(wants)) {
 		wg.Go(func() {
-			t := time.NewTicker(50 * time.Millisecond)
+			t := time.NewTicker(500 * time.Millisecond)
 			defer t.Stop()
 			for ctx.Err() == nil {
+				// Taken before next: an announcement in between still
+				// wakes this worker.
+				changed := n.mesh.HaveChanged()
 				w, pulled, ok, done := pick.next()
 				if done {
 					return
 				}
 				if !ok {
+					// Nothing the site has yet, and the pull slots are
+					// taken: wait for a member's announcement, a free
+					// slot, or (for views changing otherwise) a tick.
 					select {
 					case <-ctx.Done():
+					case <-changed:
+					case <-pick.freed:
 					case <-t.C:
 					}
 					continue
@@ -211,6 +219,7 @@ type picker struct {
 	pulls    int
 	maxPulls int
 	avail    func() func(cid.Cid) bool // a snapshot of what the site holds
+	freed    chan struct{}               // signalled when a pull slot frees up
 }
 
 // next returns a fragment to fetch and whether it is a pull; ok is false
@@ -248,6 +257,7 @@ func (p *picker) finish(pull bool) {
 		p.mu.Lock()
 		p.pulls--
 		p.mu.Unlock()
+		signal(p.freed)
 	}
 }
 

@@ -106,6 +106,20 @@ func (l lazyMembers) Broadcast(msg []byte) error {
 	return nil
 }
 
+func (l lazyMembers) SendTo(nodeID string, msg []byte) error {
+	if m := l.n.members.Load(); m != nil {
+		return m.SendTo(nodeID, msg)
+	}
+	return nil
+}
+
+func (l lazyMembers) Gossip(msg []byte) error {
+	if m := l.n.members.Load(); m != nil {
+		return m.Gossip(msg)
+	}
+	return nil
+}
+
 func (n *Node) seeds(ms []core.Member) []string {
 	var out []string
 	for _, m := range ms {
@@ -144,7 +158,7 @@ func (n *Node) onSiteChange() {
 		return
 	}
 	for _, mem := range m.Members() {
-		id, err := peer.Decode(mem.Meta.NodeID)
+		id, err := p2p.DecodePeerID(mem.Meta.NodeID)
 		if err != nil || id == n.h.ID() {
 			continue
 		}
@@ -156,6 +170,7 @@ func (n *Node) onSiteChange() {
 		n.sitePeers[id] = true
 		n.siteMu.Unlock()
 	}
+	n.mesh.MembersChanged()
 	if relay := m.IsRelay(); relay != n.wasRelay.Swap(relay) {
 		n.log.Info("relay role changed", "relay", relay, "relays", m.Relays())
 		signal(n.syncKick) // the coordinator learns the role on sync
@@ -286,7 +301,7 @@ func (n *Node) statusRoute() peer.ID {
 		return ""
 	}
 	for _, r := range n.Relays() {
-		if id, err := peer.Decode(r); err == nil && id != n.h.ID() {
+		if id, err := p2p.DecodePeerID(r); err == nil && id != n.h.ID() {
 			return id
 		}
 	}

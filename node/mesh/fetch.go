@@ -16,7 +16,13 @@ import (
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
+// maxAttempts bounds the sources one Fetch tries (waits between them do
+// not count).
 const maxAttempts = 12
+
+// relayRetryWait is the longest a node waits for a new source after its
+// site's relays failed a fragment, before trying them again.
+const relayRetryWait = 2 * time.Second
 
 // Fetch gets fragment c (at most maxSize bytes), verified, from the best
 // source: site peers that have it, then the site's relay (which pulls it
@@ -25,8 +31,11 @@ const maxAttempts = 12
 // not store the fragment: the caller does (and calls Have).
 func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
 	tried := map[peer.ID]bool{}
-	var lastErr error
-	for range maxAttempts {
+	var (
+		lastErr    error
+		relayFails time.Time // this fetch's first relay failure
+	)
+	for attempts := 0; attempts < maxAttempts; {
 		if m.IsRelay() {
 			return m.upstream(ctx, c, maxSize)
 		}
@@ -37,15 +46,19 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		if src == "" {
 			break
 		}
-		if kind == kindCoordinator && !m.mayBypassRelays() {
+		if kind == kindCoordinator && !m.mayBypassRelays() &&
+			(relayFails.IsZero() || time.Since(relayFails) < m.cfg.RelayGiveUp) {
 			// The site has relays but they just failed: a relay died and
-			// the site is electing another. Going to the coordinator now
-			// would send this fragment over the WAN again: wait for the
-			// site's view to change (or for the relays to stay unreachable
-			// long enough to give up on them).
-			m.waitRelayChange(ctx, tried)
+			// the site is electing another, or it is overloaded. Going
+			// to the coordinator now would send this fragment over the
+			// WAN again: wait a little for a new source (a peer that got
+			// it, another relay), then try the relays again, until they
+			// have failed this fragment for RelayGiveUp.
+			m.waitForSource(ctx, c, tried)
+			clear(tried)
 			continue
 		}
+		attempts++
 		tried[src] = true
 		data, err := m.fetchFrom(ctx, src, c, maxSize, nil)
 		if err == nil {
@@ -57,7 +70,11 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		}
 		lastErr = err
 		if kind == kindRelay {
-			m.relayFailSince.CompareAndSwap(0, time.Now().UnixNano())
+			now := time.Now()
+			m.relayFailSince.CompareAndSwap(0, now.UnixNano())
+			if relayFails.IsZero() {
+				relayFails = now
+			}
 		}
 	}
 	m.mu.Lock()
@@ -66,24 +83,26 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 	return nil, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
 }
 
-// waitRelayChange waits until the site's relays include one not tried yet,
-// the relays may be bypassed, or ctx ends.
-func (m *Mesh) waitRelayChange(ctx context.Context, tried map[peer.ID]bool) {
+// waitForSource waits, at most relayRetryWait, until a source not tried
+// yet may have c (a site peer that announced it, a relay that is not
+// banned), the relays may be bypassed, or ctx ends.
+func (m *Mesh) waitForSource(ctx context.Context, c cid.Cid, tried map[peer.ID]bool) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	deadline := time.Now().Add(relayRetryWait)
 	for {
-		if m.IsRelay() || m.mayBypassRelays() {
-			return
-		}
-		for _, r := range m.cfg.Members.Relays() {
-			if id, err := peer.Decode(r); err == nil && !tried[id] {
-				return
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if now.After(deadline) || m.IsRelay() || m.mayBypassRelays() || len(m.peersWith(c, tried)) > 0 {
+				return
+			}
+			for _, r := range m.relays(c) {
+				if !tried[r] && !m.banned(r, now) {
+					return
+				}
+			}
 		}
 	}
 }
@@ -140,7 +159,7 @@ func (m *Mesh) mayBypassRelays() bool {
 	// site cannot be trusted to relay, so go upstream at once.
 	allBanned, now := true, time.Now()
 	for _, r := range m.cfg.Members.Relays() {
-		id, err := peer.Decode(r)
+		id, err := p2p.DecodePeerID(r)
 		if err != nil || id == m.cfg.Host.ID() || !m.banned(id, now) {
 			allBanned = false
 			break
@@ -219,9 +238,16 @@ func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {
 }
 
 // upstream is the relay's pull-through: a fragment already in the site
-// comes from the peers that have it; otherwise it is fetched from the
-// coordinator once, whoever asks and however many ask at the same time,
-// under the site's WAN cap. The fragment is stored before it returns.
+// comes from the peers that have it; otherwise it crosses the WAN once,
+// whoever asks and however many ask at the same time: through the relay
+// rendezvous hashing assigns it to, or, on that relay, from the
+// coordinator under the site's WAN cap. The fragment is stored before it
+// returns.
+//
+// Relays asking relays cannot wait on each other in a circle, even when
+// their views of the site differ: a relay asks another only when that one
+// outweighs it for the fragment (rendezvous weights), so every hop goes to
+// a strictly heavier relay and the chain ends at one that goes upstream.
 func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
 	if data, err := m.cfg.Store.Get(c); err == nil {
 		return data, nil
@@ -235,7 +261,11 @@ func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, 
 	}
 	m.mu.Unlock()
 	if leader {
-		f.err = m.pull(ctx, c, maxSize)
+		via := peer.ID("")
+		if r := m.assigned(c); r != "" && r != m.cfg.Host.ID() && !m.banned(r, time.Now()) {
+			via = r
+		}
+		f.err = m.pull(ctx, c, maxSize, via)
 		m.mu.Lock()
 		delete(m.flights, c)
 		m.mu.Unlock()
@@ -253,7 +283,9 @@ func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, 
 	return m.cfg.Store.Get(c)
 }
 
-func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64) error {
+// pull gets c into the store: from a site peer that has it, else through
+// relay via (when set), else from the coordinator.
+func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) error {
 	tried := map[peer.ID]bool{}
 	for _, p := range m.peersWith(c, tried) {
 		data, err := m.fetchFrom(ctx, p, c, maxSize, nil)
@@ -261,6 +293,14 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64) error {
 			m.count(kindPeer)
 			return m.store(c, data)
 		}
+	}
+	if via != "" {
+		data, err := m.fetchFrom(ctx, via, c, maxSize, nil)
+		if err == nil {
+			m.count(kindRelay)
+			return m.store(c, data)
+		}
+		m.log.Debug("relay: the fragment's relay failed it; pulling from upstream", "cid", c, "relay", via, "err", err)
 	}
 	select {
 	case m.upSem <- struct{}{}:

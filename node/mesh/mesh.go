@@ -43,7 +43,12 @@ type Membership interface {
 	Members() []site.Member
 	Relays() []string
 	IsRelay() bool
+	// Broadcast reaches every member now (orders); Gossip spreads advice
+	// cheaply over a few gossip rounds (which fragments a node has).
 	Broadcast(msg []byte) error
+	Gossip(msg []byte) error
+	// SendTo reaches one member (a newcomer learns what this node has).
+	SendTo(nodeID string, msg []byte) error
 }
 
 // Config configures a Mesh.
@@ -64,8 +69,9 @@ type Config struct {
 	Penalty time.Duration
 	// AnnounceInterval batches "have" announcements.
 	AnnounceInterval time.Duration
-	// ReannounceInterval re-announces every stored fragment, so members
-	// that joined later (or missed a gossip) learn what this node has.
+	// ReannounceInterval re-gossips every stored fragment, so members
+	// that missed a gossip learn what this node has. (A member that joins
+	// is sent the list at once: see MembersChanged.)
 	ReannounceInterval time.Duration
 	// UpstreamConcurrency bounds the relay's fetches from outside the
 	// site. The WAN link is the bottleneck, so more in flight would not be
@@ -122,6 +128,11 @@ type Mesh struct {
 	sources map[peer.ID]*source
 	flights map[cid.Cid]*flight // relay pull-through in progress
 	stats   Stats
+	known   map[string]bool // members seen at the last MembersChanged
+	live    map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
+	haveCh  chan struct{}    // closed when the directory gains an entry
+	sending bool            // a newcomers' send is running
+	greet   []string        // newcomers waiting for it
 
 	upSem          chan struct{} // upstream fetch slots
 	relayFailSince atomic.Int64  // unix ns of the first relay failure since the last success; 0 = none
@@ -156,7 +167,7 @@ func New(cfg Config) (*Mesh, error) {
 		cfg.RelayGiveUp = 30 * time.Second
 	}
 	if cfg.ReannounceInterval == 0 {
-		cfg.ReannounceInterval = 10 * time.Second
+		cfg.ReannounceInterval = 60 * time.Second
 	}
 	if cfg.Strategy == "" {
 		cfg.Strategy = StrategyMesh
@@ -219,6 +230,14 @@ func (m *Mesh) announceAll() {
 	if m.cfg.Members == nil || m.cfg.Strategy != StrategyMesh {
 		return
 	}
+	all := m.stored()
+	m.mu.Lock()
+	m.pending = append(m.pending, all...)
+	m.mu.Unlock()
+}
+
+// stored lists the fragments in the store, up to maxReannounce.
+func (m *Mesh) stored() []cid.Cid {
 	var all []cid.Cid
 	_ = m.cfg.Store.List(func(c cid.Cid, _ int64) error {
 		if len(all) >= maxReannounce {
@@ -227,9 +246,92 @@ func (m *Mesh) announceAll() {
 		all = append(all, c)
 		return nil
 	})
+	return all
+}
+
+// HaveChanged returns a channel closed when a site member next announces a
+// fragment this node did not know it had; fetchers wait on it instead of
+// polling.
+func (m *Mesh) HaveChanged() <-chan struct{} {
 	m.mu.Lock()
-	m.pending = append(m.pending, all...)
+	defer m.mu.Unlock()
+	if m.haveCh == nil {
+		m.haveCh = make(chan struct{})
+	}
+	return m.haveCh
+}
+
+// MembersChanged is called after the site's view changed: every member
+// that appeared since the last call is sent the list of fragments this
+// node has, directly, so a newcomer can fetch from peers at once instead of
+// waiting for the next re-announcement. Sends run on one goroutine, off
+// the caller's.
+func (m *Mesh) MembersChanged() {
+	if m.cfg.Members == nil || m.cfg.Strategy != StrategyMesh {
+		return
+	}
+	self := m.cfg.Host.ID().String()
+	now := map[string]bool{}
+	live := map[peer.ID]bool{}
+	var fresh []string
+	for _, mem := range m.cfg.Members.Members() {
+		id := mem.Meta.NodeID
+		now[id] = true
+		if pid, err := p2p.DecodePeerID(id); err == nil {
+			live[pid] = true
+		}
+		if id != self && !m.isKnown(id) {
+			fresh = append(fresh, id)
+		}
+	}
+	m.mu.Lock()
+	m.known = now
+	m.live = live
+	m.greet = append(m.greet, fresh...)
+	start := !m.sending && len(m.greet) > 0
+	if start {
+		m.sending = true
+	}
 	m.mu.Unlock()
+	if start {
+		go m.greetNewcomers()
+	}
+}
+
+func (m *Mesh) isKnown(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.known[id]
+}
+
+// greetNewcomers sends the fragment list to the members in m.greet until
+// none is left.
+func (m *Mesh) greetNewcomers() {
+	for {
+		m.mu.Lock()
+		ids := m.greet
+		m.greet = nil
+		if len(ids) == 0 {
+			m.sending = false
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
+		all := m.stored()
+		if len(all) == 0 {
+			continue
+		}
+		for _, id := range ids {
+			for p := all; len(p) > 0; {
+				n := min(len(p), maxHaveBatch)
+				if err := m.cfg.Members.SendTo(id, encodeHave(p[:n])); err != nil {
+					m.log.Debug("telling a new member what this node has failed (it learns on re-announce)", "member", id, "err", err)
+					break
+				}
+				p = p[n:]
+			}
+		}
+	}
 }
 
 const maxReannounce = 8192
@@ -242,22 +344,33 @@ func (m *Mesh) flushAnnounce() {
 	m.pending = nil
 	m.mu.Unlock()
 	for len(p) > 0 {
-		n := min(len(p), maxHaveBatch)
-		if err := m.cfg.Members.Broadcast(encodeHave(p[:n])); err != nil {
+		n := min(len(p), gossipHaveBatch)
+		if err := m.cfg.Members.Gossip(encodeHave(p[:n])); err != nil {
 			m.log.Debug("announce: broadcast incomplete", "err", err)
 		}
 		p = p[n:]
 	}
 }
 
-// alive returns the live site members by peer ID.
+// alive returns the live site members by peer ID: the set MembersChanged
+// computed, or the view now before its first call. The map is read-only.
 func (m *Mesh) alive() map[peer.ID]bool {
+	m.mu.Lock()
+	live := m.live
+	m.mu.Unlock()
+	if live != nil {
+		return live
+	}
+	return m.liveNow()
+}
+
+func (m *Mesh) liveNow() map[peer.ID]bool {
 	out := map[peer.ID]bool{}
 	if m.cfg.Members == nil {
 		return out
 	}
 	for _, mem := range m.cfg.Members.Members() {
-		if id, err := peer.Decode(mem.Meta.NodeID); err == nil {
+		if id, err := p2p.DecodePeerID(mem.Meta.NodeID); err == nil {
 			out[id] = true
 		}
 	}
@@ -299,13 +412,26 @@ func (m *Mesh) relays(c cid.Cid) []peer.ID {
 	var out []peer.ID
 	self := m.cfg.Host.ID()
 	for _, r := range append([]string{first}, rs...) {
-		id, err := peer.Decode(r)
+		id, err := p2p.DecodePeerID(r)
 		if err != nil || id == self || contains(out, id) {
 			continue
 		}
 		out = append(out, id)
 	}
 	return out
+}
+
+// assigned returns the relay that rendezvous hashing gives c to, which may
+// be this node, or "" when the site has none.
+func (m *Mesh) assigned(c cid.Cid) peer.ID {
+	if m.cfg.Members == nil || m.cfg.Strategy == StrategyDirect {
+		return ""
+	}
+	id, err := p2p.DecodePeerID(site.Assign(c.KeyString(), m.cfg.Members.Relays()))
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 // IsRelay reports whether this node is a relay of its site.

@@ -3,7 +3,11 @@ package mesh
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/node/site"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -23,6 +28,9 @@ type fakeSite struct {
 	relays  []string
 	self    bool
 	sent    [][]byte
+
+	mu     sync.Mutex
+	direct []string // SendTo calls: "nodeID:CIDs"
 }
 
 func (f *fakeSite) Members() []site.Member {
@@ -35,6 +43,23 @@ func (f *fakeSite) Members() []site.Member {
 func (f *fakeSite) Relays() []string           { return f.relays }
 func (f *fakeSite) IsRelay() bool              { return f.self }
 func (f *fakeSite) Broadcast(msg []byte) error { f.sent = append(f.sent, msg); return nil }
+func (f *fakeSite) Gossip(msg []byte) error    { f.sent = append(f.sent, msg); return nil }
+func (f *fakeSite) SendTo(id string, msg []byte) error {
+	var in message
+	if err := json.Unmarshal(msg, &in); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.direct = append(f.direct, fmt.Sprintf("%s:%d", id, len(in.Have)))
+	return nil
+}
+
+func (f *fakeSite) sentTo() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.direct)
+}
 
 func newTestMesh(t *testing.T, fs *fakeSite) (*Mesh, []peer.ID) {
 	t.Helper()
@@ -170,4 +195,46 @@ func FuzzHandleMessage(f *testing.F) {
 		m := &Mesh{dir: map[cid.Cid]map[peer.ID]struct{}{}, sources: map[peer.ID]*source{}, log: discard, cfg: Config{Host: nilHost{}}}
 		_ = m.HandleMessage(from.String(), msg)
 	})
+}
+
+func TestNewMembersAreToldWhatThisNodeHas(t *testing.T) {
+	t.Parallel()
+	fs := &fakeSite{}
+	m, ids := newTestMesh(t, fs)
+	idle := func() {
+		poll.Until(t, 10*time.Second, 5*time.Millisecond, "the sender to stop", poll.Bool(func() bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return !m.sending
+		}))
+	}
+	// Nothing stored: nobody is told anything, but the members are known.
+	m.MembersChanged()
+	idle()
+	if got := fs.sentTo(); len(got) != 0 {
+		t.Fatalf("sends with nothing stored = %v", got)
+	}
+	for i := range 300 {
+		b := []byte{byte(i), byte(i >> 8)}
+		if err := m.cfg.Store.Put(core.FragmentCID(b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ids[3] joins: it alone is sent the 300 CIDs, in batches of at most
+	// maxHaveBatch.
+	fs.mu.Lock()
+	fs.members = append(fs.members, ids[3].String())
+	fs.mu.Unlock()
+	m.MembersChanged()
+	want := []string{fmt.Sprintf("%s:%d", ids[3], maxHaveBatch), fmt.Sprintf("%s:%d", ids[3], 300-maxHaveBatch)}
+	poll.Until(t, 10*time.Second, 5*time.Millisecond, "two sends to the newcomer", poll.Bool(func() bool { return len(fs.sentTo()) >= 2 }))
+	if got := fs.sentTo(); !slices.Equal(got, want) {
+		t.Fatalf("sends = %v, want %v", got, want)
+	}
+	// A view change without newcomers sends nothing more.
+	m.MembersChanged()
+	idle()
+	if got := fs.sentTo(); len(got) != 2 {
+		t.Fatalf("sends after a change without newcomers = %v", got)
+	}
 }

@@ -7,9 +7,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
 )
 
-const maxHaveBatch = 256
+const (
+	maxHaveBatch = 256 // CIDs in a "have" message at most
+	// gossipHaveBatch CIDs (about 62 bytes each in JSON) keep a "have"
+	// message inside one gossip packet.
+	gossipHaveBatch = 16
+)
 
 // message is what nodes of a site gossip: fragments they have, or signed
 // orders passed on by the relay. Everything in it is checked on arrival:
@@ -53,12 +59,13 @@ func (m *Mesh) HandleMessage(from string, msg []byte) []*core.Envelope {
 	}
 	switch in.Kind {
 	case "have":
-		p, err := peer.Decode(from)
+		p, err := p2p.DecodePeerID(from)
 		if err != nil || p == m.cfg.Host.ID() || len(in.Have) > maxHaveBatch {
 			return nil
 		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		added := false
 		for _, s := range in.Have {
 			c, err := core.ParseCID(s)
 			if err != nil {
@@ -69,7 +76,14 @@ func (m *Mesh) HandleMessage(from string, msg []byte) []*core.Envelope {
 				set = map[peer.ID]struct{}{}
 				m.dir[c] = set
 			}
-			set[p] = struct{}{}
+			if _, ok := set[p]; !ok {
+				set[p] = struct{}{}
+				added = true
+			}
+		}
+		if added && m.haveCh != nil {
+			close(m.haveCh)
+			m.haveCh = nil
 		}
 	case "orders":
 		return in.Orders

@@ -1,0 +1,189 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/node/site"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+// countingSource serves a store and counts what it served.
+type countingSource struct {
+	store  cache.Store
+	served atomic.Int64
+}
+
+func (s *countingSource) OpenFragment(_ context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	r, n, err := s.store.Open(c)
+	if err != nil {
+		return nil, 0, p2p.ErrNotFound
+	}
+	s.served.Add(1)
+	return r, n, nil
+}
+
+func loopbackHost(t *testing.T) host.Host {
+	t.Helper()
+	k, err := p2p.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p2p.NewHost(p2p.DefaultHostConfig(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func introduce(hs ...host.Host) {
+	for _, a := range hs {
+		for _, b := range hs {
+			if a != b {
+				a.Peerstore().AddAddrs(b.ID(), b.Addrs(), peerstore.PermanentAddrTTL)
+			}
+		}
+	}
+}
+
+// relaySite is a coordinator serving fragments and relays of one site,
+// each with its own view of the site's relays.
+type relaySite struct {
+	origin *countingSource
+	relays []*Mesh
+	ids    []peer.ID
+}
+
+// newRelaySite starts n relays; views[i] lists the indexes relay i sees as
+// relays (itself included).
+func newRelaySite(t *testing.T, views [][]int) *relaySite {
+	t.Helper()
+	co := loopbackHost(t)
+	hs := []host.Host{co}
+	rs := &relaySite{origin: &countingSource{store: cache.NewMemory(0)}}
+	for range views {
+		h := loopbackHost(t)
+		hs = append(hs, h)
+		rs.ids = append(rs.ids, h.ID())
+	}
+	introduce(hs...)
+	if err := p2p.ServeFragments(co, p2p.FragmentServerConfig{Source: rs.origin}); err != nil {
+		t.Fatal(err)
+	}
+	for i, view := range views {
+		fs := &fakeSite{self: true, relays: rs.view(view)}
+		for _, id := range rs.ids {
+			fs.members = append(fs.members, id.String())
+		}
+		m, err := New(Config{Host: hs[i+1], Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p2p.ServeFragments(hs[i+1], p2p.FragmentServerConfig{Source: m}); err != nil {
+			t.Fatal(err)
+		}
+		rs.relays = append(rs.relays, m)
+	}
+	return rs
+}
+
+func (rs *relaySite) view(idx []int) []string {
+	var out []string
+	for _, i := range idx {
+		out = append(out, rs.ids[i].String())
+	}
+	return out
+}
+
+// assigned reports the index of the relay view gives c to.
+func (rs *relaySite) assigned(c cid.Cid, view []int) int {
+	a := site.Assign(c.KeyString(), rs.view(view))
+	for i, id := range rs.ids {
+		if id.String() == a {
+			return i
+		}
+	}
+	return -1
+}
+
+// fragment stores at the origin a fragment for which pick holds.
+func (rs *relaySite) fragment(t *testing.T, pick func(c cid.Cid) bool) cid.Cid {
+	t.Helper()
+	for i := range 10000 {
+		data := []byte(fmt.Sprintf("fragment %d", i))
+		c := core.FragmentCID(data)
+		if pick(c) {
+			if err := rs.origin.store.Put(c, data); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+	}
+	t.Fatal("no fragment fits")
+	return cid.Undef
+}
+
+func TestRelayAsksTheFragmentsRelayInsteadOfTheWAN(t *testing.T) {
+	t.Parallel()
+	both := []int{0, 1}
+	rs := newRelaySite(t, [][]int{both, both})
+	c := rs.fragment(t, func(c cid.Cid) bool { return rs.assigned(c, both) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := rs.relays[0].Fetch(ctx, c, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.origin.served.Load(); got != 1 {
+		t.Fatalf("origin served %d times, want 1", got)
+	}
+	if s0, s1 := rs.relays[0].Stats(), rs.relays[1].Stats(); s0.FromRelay != 1 || s0.FromUpstreamAsRelay != 0 || s1.FromUpstreamAsRelay != 1 {
+		t.Fatalf("relay 0 %+v, relay 1 %+v: want 0 through 1, 1 from upstream", s0, s1)
+	}
+	// Relay 1 has it now: its own fetch costs the WAN nothing.
+	if _, err := rs.relays[1].Fetch(ctx, c, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.origin.served.Load(); got != 1 {
+		t.Fatalf("origin served %d times after relay 1's fetch, want 1", got)
+	}
+}
+
+func TestRelaysWithDifferentViewsEndAtOneUpstreamPull(t *testing.T) {
+	t.Parallel()
+	// Relay 0 sees relays {0, 1}; relays 1 and 2 see {0, 1, 2}. For the
+	// chosen fragment relay 0's view assigns 1 and the others' assign 2:
+	// 0 asks 1, 1 asks 2, 2 goes upstream, and the fragment crosses the
+	// WAN once, while every relay fetches it at the same time.
+	small, all := []int{0, 1}, []int{0, 1, 2}
+	rs := newRelaySite(t, [][]int{small, all, all})
+	c := rs.fragment(t, func(c cid.Cid) bool { return rs.assigned(c, small) == 1 && rs.assigned(c, all) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, len(rs.relays))
+	for _, m := range rs.relays {
+		go func() { _, err := m.Fetch(ctx, c, 1<<20); errs <- err }()
+	}
+	for range rs.relays {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rs.origin.served.Load(); got != 1 {
+		t.Fatalf("origin served %d times, want 1", got)
+	}
+	if s := rs.relays[2].Stats(); s.FromUpstreamAsRelay != 1 {
+		t.Fatalf("relay 2 %+v: want the one upstream pull", s)
+	}
+}
