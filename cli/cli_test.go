@@ -142,6 +142,8 @@ func TestUnknownCommandAndFlag(t *testing.T) {
 		{[]string{"package", "bogus"}, []string{`"bogus"`, "relaymesh package --help"}},
 		{[]string{"package", "build", "--bogus"}, []string{"-bogus", "relaymesh package build --help"}},
 		{[]string{"--log-level", "loud", "package", "inspect", "x"}, []string{`--log-level "loud"`}},
+		{[]string{"sim", "run"}, []string{"give one scenario file"}},
+		{[]string{"sim", "run", "../simulations/scenarios/bench-4x8.yaml", "--cpuprofile", "/nonexistent/dir/cpu.prof"}, []string{"--cpuprofile", "/nonexistent/dir"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ func (a *app) simCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringSliceFlag{Name: "strategy", Usage: "strategy to run (repeatable); default: the scenario's list"},
 					&cli.StringFlag{Name: "out", Usage: "directory for report.json and the SVG plots"},
+					&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the whole run to `FILE` (go tool pprof reads it)"},
 				},
 				Action: a.simRun,
 			},
@@ -46,6 +49,13 @@ func (a *app) simRun(c *cli.Context) error {
 			return usageErrorf("sim run: %w", err)
 		}
 		return err
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	opts := simulations.Options{Strategies: c.StringSlice("strategy"), Logger: a.quietLog()}
 	if !a.quiet && a.isTerminal(a.stderr) {
@@ -106,4 +116,20 @@ func (p *simProgress) finishLocked() {
 		_ = p.bar.Finish()
 		p.bar = nil
 	}
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, usageErrorf("--cpuprofile: %w (give a writable file path)", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, usageErrorf("--cpuprofile: %w (give a writable file path)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

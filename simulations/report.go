@@ -45,11 +45,26 @@ type Result struct {
 	// PeakRSSBytes is the process's VmHWM after this strategy ran: a
 	// high-water mark over the whole process so far.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// Sources counts fetched fragments (and manifests) by where they came
+	// from, over every node: a site peer, the site's relay, the
+	// coordinator directly, or the coordinator through a relay's upstream
+	// pull; Failed counts fetches that found no source.
+	Sources Sources `json:"sources"`
 	// SetupS is the wall time to start the fleet and converge the sites.
 	SetupS float64 `json:"setup_s"`
 	// CompletionS is every succeeded node's time, sorted (the CDF).
 	CompletionS []float64 `json:"completion_s"`
 	Error       string    `json:"error,omitempty"`
+}
+
+// Sources are fragment fetch counts by source kind.
+type Sources struct {
+	Peers         int `json:"peers"`
+	Relay         int `json:"relay"`
+	Coordinator   int `json:"coordinator"`
+	RelayUpstream int `json:"relay_upstream"`
+	Corrupt       int `json:"corrupt"`
+	Failed        int `json:"failed"`
 }
 
 // WriteTable prints the report as a terminal table.
@@ -69,6 +84,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, x := range r.Results {
+		s := x.Sources
+		fmt.Fprintf(w, "%s: fetches from site peers %d, relay %d, coordinator %d; relay upstream pulls %d; corrupt %d, failed %d\n",
+			x.Strategy, s.Peers, s.Relay, s.Coordinator, s.RelayUpstream, s.Corrupt, s.Failed)
 	}
 	for _, x := range r.Results {
 		if x.Error != "" {

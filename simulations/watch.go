@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
 	simnet "github.com/relaymesh/relaymesh/simulations/net"
 )
@@ -51,7 +53,8 @@ func (f *fleet) watch(ctx context.Context, depID string, m *core.Manifest, t0 ti
 		}
 		pending = f.applyDue(pending, m, t0)
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d nodes final after %s", ErrTimeout, done, len(f.nodes), f.sc.s.timeout)
+			return fmt.Errorf("%w: %d of %d nodes final after %s; unfinished: %s", ErrTimeout, done, len(f.nodes),
+				f.sc.s.timeout, f.unfinished(d.Nodes, final))
 		}
 		select {
 		case <-ctx.Done():
@@ -59,6 +62,34 @@ func (f *fleet) watch(ctx context.Context, depID string, m *core.Manifest, t0 ti
 		case <-tick.C:
 		}
 	}
+}
+
+// unfinished describes up to 5 live nodes that are not final: their
+// state at the coordinator and what they see of their site.
+func (f *fleet) unfinished(rows []coordinator.RowView, final map[string]bool) string {
+	state := map[string]string{}
+	for _, r := range rows {
+		state[r.Name] = string(r.State)
+	}
+	var out []string
+	count := 0
+	for _, n := range f.nodes {
+		nd := n.running()
+		if nd == nil || final[n.name] {
+			continue
+		}
+		count++
+		if len(out) < 5 {
+			st := nd.MeshStats()
+			out = append(out, fmt.Sprintf("%s (%s; sees %d members, relays %v, relay itself %t; fragments from peers %d, relay %d, coordinator %d, corrupt %d, failed %d)",
+				n.name, state[n.name], nd.SiteMembers(), len(nd.Relays()), nd.IsRelay(),
+				st.FromPeers, st.FromRelay, st.FromCoordinator, st.Corrupt, st.Failed))
+		}
+	}
+	if count > len(out) {
+		out = append(out, fmt.Sprintf("and %d more", count-len(out)))
+	}
+	return strings.Join(out, "; ")
 }
 
 // applyDue applies the faults whose time has come and returns the rest.
@@ -174,6 +205,15 @@ func (f *fleet) collect(res *Result, depID string, t0 time.Time, before simnet.S
 		n.mu.Lock()
 		killed := n.killed
 		n.mu.Unlock()
+		if nd := n.running(); nd != nil {
+			st := nd.MeshStats()
+			res.Sources.Peers += st.FromPeers
+			res.Sources.Relay += st.FromRelay
+			res.Sources.Coordinator += st.FromCoordinator
+			res.Sources.RelayUpstream += st.FromUpstreamAsRelay
+			res.Sources.Corrupt += st.Corrupt
+			res.Sources.Failed += st.Failed
+		}
 		at, corrupt := n.inst.result()
 		if corrupt {
 			res.CorruptInstalls++
