@@ -48,7 +48,14 @@ func (f *fleet) watch(ctx context.Context, depID string, m *core.Manifest, t0 ti
 				allDone = false
 			}
 		}
-		if allDone && len(pending) == 0 {
+		if allDone {
+			// Every node is done: a fault still waiting can change
+			// nothing (a relay to kill in the direct strategy, a fault
+			// timed after the transfer).
+			for _, ft := range pending {
+				f.log.Warn("fault not applied: every node finished first, or it does not apply to this strategy",
+					"kind", ft.Kind, "site", ft.Site, "node", ft.Node, "strategy", f.strategy)
+			}
 			return nil
 		}
 		pending = f.applyDue(pending, m, t0)
