@@ -52,6 +52,11 @@ type Config struct {
 	PushConcurrency int `yaml:"push_concurrency"`
 	// PushTimeout bounds one push to one node.
 	PushTimeout time.Duration `yaml:"push_timeout"`
+	// RedirectBusy: while this many fragment uploads run, the origin sends
+	// a site relay asking for a fragment to relays of other sites it
+	// already sent that fragment to (they serve it over their WAN
+	// uplinks). 0 means 4; negative never redirects.
+	RedirectBusy int `yaml:"redirect_busy"`
 
 	Logger *slog.Logger     `yaml:"-"`
 	Now    func() time.Time `yaml:"-"`

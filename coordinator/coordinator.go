@@ -63,6 +63,8 @@ type Coordinator struct {
 	meter    *p2p.Meter
 	counters Counters
 
+	offload *offload
+
 	api      *http.Server
 	apiAddr  string
 	pushq    chan pushJob
@@ -80,7 +82,7 @@ func Open(cfg Config) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, pushing: map[string]bool{}}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, pushing: map[string]bool{}, offload: newOffload(cfg.RedirectBusy)}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,7 +187,8 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	if err := p2p.ServeFragments(h, p2p.FragmentServerConfig{
 		// c.meter already counts every stream byte at the host.
-		Source: fragmentSource{c.store}, Authorize: c.enrolled, Limiter: lim, Shaper: c.cfg.Shaper, Logger: c.log,
+		Source: countingSource{c.store, c.offload}, Authorize: c.enrolled, Limiter: lim, Shaper: c.cfg.Shaper, Logger: c.log,
+		Redirect: c.redirect, Served: c.served,
 	}); err != nil {
 		h.Close()
 		return err

@@ -101,11 +101,17 @@ func (c *Coordinator) pushLoop(ctx context.Context) {
 func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.Envelope) {
 	c.st.mu.RLock()
 	n := c.st.nodes[node]
-	var addrs []string
+	var (
+		addrs  []string
+		relays []core.Member
+	)
 	if n != nil {
 		addrs = n.Addrs
 		if orders == nil {
 			orders = c.ordersForLocked(node, 0, true)
+		}
+		if n.Relay {
+			relays = c.otherRelaysLocked(n.Site)
 		}
 	}
 	c.st.mu.RUnlock()
@@ -128,7 +134,7 @@ func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.En
 		c.log.Debug("push: node unreachable, it will catch up on sync", "node", node, "err", err)
 		return
 	}
-	if _, err := p2p.Call[core.OrdersPush, core.OrdersAck](ctx, c.host, pid, core.ProtoOrders, &core.OrdersPush{Orders: orders}, maxAckBytes); err != nil {
+	if _, err := p2p.Call[core.OrdersPush, core.OrdersAck](ctx, c.host, pid, core.ProtoOrders, &core.OrdersPush{Orders: orders, Relays: relays}, maxAckBytes); err != nil {
 		c.log.Debug("push failed, node will catch up on sync", "node", node, "err", err)
 	}
 }

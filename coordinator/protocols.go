@@ -5,13 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -23,16 +20,6 @@ const (
 	maxStatusBytes = 32 << 20
 	maxSiteMembers = 16
 )
-
-type fragmentSource struct{ s cache.Store }
-
-func (f fragmentSource) OpenFragment(_ context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
-	r, n, err := f.s.Open(c)
-	if err == cache.ErrNotFound {
-		return nil, 0, p2p.ErrNotFound
-	}
-	return r, n, err
-}
 
 func (c *Coordinator) registerProtocols() {
 	p2p.Handle(c.host, core.ProtoEnroll, maxEnrollBytes, c.handleEnroll)

@@ -77,7 +77,14 @@ type SyncResponse struct {
 // OrdersPush delivers signed orders; nodes verify each themselves.
 type OrdersPush struct {
 	Orders []*Envelope `json:"orders"`
+	// Relays, in a push to a relay, are the live relays of the other
+	// sites: the origin may send this relay to them for fragments, and
+	// they may come to it.
+	Relays []Member `json:"relays,omitempty"`
 }
+
+// MaxPushRelays bounds OrdersPush.Relays.
+const MaxPushRelays = 4096
 
 // OrdersAck acknowledges a push.
 type OrdersAck struct {

@@ -219,7 +219,7 @@ type picker struct {
 	pulls    int
 	maxPulls int
 	avail    func() func(cid.Cid) bool // a snapshot of what the site holds
-	freed    chan struct{}               // signalled when a pull slot frees up
+	freed    chan struct{}             // signalled when a pull slot frees up
 }
 
 // next returns a fragment to fetch and whether it is a pull; ok is false

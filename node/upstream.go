@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
@@ -102,6 +104,9 @@ func (n *Node) handlePush(_ context.Context, from peer.ID, req *core.OrdersPush)
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
+	if from == n.coord.ID {
+		n.allowRelays(req.Relays)
+	}
 	accepted := 0
 	for _, env := range req.Orders {
 		// A relay handed the site's orders by the coordinator takes in its
@@ -116,6 +121,25 @@ func (n *Node) handlePush(_ context.Context, from peer.ID, req *core.OrdersPush)
 	n.relayForwardOrders(from, req.Orders)
 	n.log.Debug("orders pushed", "from", from, "orders", len(req.Orders), "accepted", accepted)
 	return &core.OrdersAck{Accepted: accepted}, nil
+}
+
+// allowRelays lets in the other sites' relays the coordinator listed, and
+// learns their addresses: the origin may send this node, as a relay, to
+// them for fragments, and them to it. Entries that do not parse are
+// skipped.
+func (n *Node) allowRelays(ms []core.Member) {
+	for _, m := range ms[:min(len(ms), core.MaxPushRelays)] {
+		id, err := p2p.DecodePeerID(m.NodeID)
+		if err != nil || id == n.h.ID() {
+			continue
+		}
+		n.gater.Allow(id)
+		for _, a := range m.Addrs {
+			if addr, err := ma.NewMultiaddr(a); err == nil {
+				n.h.Peerstore().AddAddr(id, addr, peerstore.RecentlyConnectedAddrTTL)
+			}
+		}
+	}
 }
 
 // notifiee watches the coordinator connection: when it comes back after

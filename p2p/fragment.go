@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 
 	"github.com/relaymesh/relaymesh/core"
@@ -27,7 +28,11 @@ const (
 	fragChunk = 64 << 10
 	// maxFragRequest and maxFragHeader bound the two JSON frames.
 	maxFragRequest = 512
-	maxFragHeader  = 1024
+	maxFragHeader  = 4096
+	// MaxRedirect bounds the peers a redirect names, and the addresses
+	// given for each.
+	MaxRedirect      = 4
+	maxRedirectAddrs = 4
 	// fragRequestTimeout bounds reading the request.
 	fragRequestTimeout = 10 * time.Second
 	// fragStallTimeout bounds waiting for the limiter plus writing one
@@ -39,6 +44,8 @@ const (
 // that a byte range can be added later without a new protocol ID.
 type fragRequest struct {
 	CID string `json:"cid"`
+	// NoRedirect asks the server to serve the fragment itself.
+	NoRedirect bool `json:"no_redirect,omitempty"`
 }
 
 // fragHeader answers a fragRequest; when Found, Size raw bytes follow.
@@ -46,6 +53,13 @@ type fragHeader struct {
 	Found bool   `json:"found"`
 	Size  int64  `json:"size"`
 	Error string `json:"error,omitempty"`
+	// Redirect, with Found false, names peers to ask instead.
+	Redirect []fragPeer `json:"redirect,omitempty"`
+}
+
+type fragPeer struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs,omitempty"`
 }
 
 // FragmentSource opens fragments for serving. It returns an error wrapping
@@ -67,6 +81,12 @@ type FragmentServerConfig struct {
 	Limiter *rate.Limiter
 	// Meter counts fragment payload bytes sent; nil counts nothing.
 	Meter *Meter
+	// Redirect, when set, is asked before serving a request that allows
+	// it: a busy origin names other peers that hold the fragment (at most
+	// MaxRedirect are sent) and the requester asks them instead.
+	Redirect func(from peer.ID, c cid.Cid) []peer.AddrInfo
+	// Served, when set, is told of every fragment sent whole.
+	Served func(to peer.ID, c cid.Cid)
 	// Shaper, when set, paces every chunk sent (the simulator's network).
 	Shaper Shaper
 	// Logger receives the server's logs; nil discards them.
@@ -139,8 +159,14 @@ func (f *fragServer) handle(s network.Stream) {
 		return
 	}
 	log = log.With("cid", c)
+	if f.cfg.Redirect != nil && !req.NoRedirect {
+		if peers := f.cfg.Redirect(from, c); len(peers) > 0 {
+			f.answer(s, log, fragHeader{Redirect: encodeRedirect(peers)})
+			return
+		}
+	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(WithRequester(context.Background(), from))
 	defer cancel()
 	rc, size, err := f.cfg.Source.OpenFragment(ctx, c)
 	switch {
@@ -170,6 +196,74 @@ func (f *fragServer) handle(s network.Stream) {
 		return
 	}
 	_ = s.Close()
+	if f.cfg.Served != nil {
+		f.cfg.Served(from, c)
+	}
+}
+
+type requesterKey struct{}
+
+// WithRequester returns ctx carrying the peer a fragment is served to; the
+// fragment server passes such a context to FragmentSource.OpenFragment.
+func WithRequester(ctx context.Context, p peer.ID) context.Context {
+	return context.WithValue(ctx, requesterKey{}, p)
+}
+
+// Requester returns the peer OpenFragment serves, or "" when unknown.
+func Requester(ctx context.Context) peer.ID {
+	p, _ := ctx.Value(requesterKey{}).(peer.ID)
+	return p
+}
+
+func encodeRedirect(peers []peer.AddrInfo) []fragPeer {
+	var out []fragPeer
+	for _, p := range peers[:min(len(peers), MaxRedirect)] {
+		fp := fragPeer{ID: p.ID.String()}
+		for _, a := range p.Addrs[:min(len(p.Addrs), maxRedirectAddrs)] {
+			fp.Addrs = append(fp.Addrs, a.String())
+		}
+		out = append(out, fp)
+	}
+	return out
+}
+
+// RedirectError is FetchFragment's answer when the peer asked named other
+// peers to fetch the fragment from instead.
+type RedirectError struct {
+	From  peer.ID
+	Peers []peer.AddrInfo
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("p2p: %s redirected the fetch to %d peers", e.From, len(e.Peers))
+}
+
+// decodeRedirect checks a redirect from p: at most MaxRedirect peers with
+// valid IDs (not p itself) and addresses.
+func decodeRedirect(p peer.ID, fps []fragPeer) (*RedirectError, error) {
+	if len(fps) > MaxRedirect {
+		return nil, fmt.Errorf("%w: redirect to %d peers, limit %d", ErrBadMsg, len(fps), MaxRedirect)
+	}
+	e := &RedirectError{From: p}
+	for _, fp := range fps {
+		id, err := DecodePeerID(fp.ID)
+		if err != nil || id == p {
+			return nil, fmt.Errorf("%w: redirect names peer %q", ErrBadMsg, fp.ID)
+		}
+		if len(fp.Addrs) > maxRedirectAddrs {
+			return nil, fmt.Errorf("%w: redirect gives %d addresses for %s, limit %d", ErrBadMsg, len(fp.Addrs), id, maxRedirectAddrs)
+		}
+		ai := peer.AddrInfo{ID: id}
+		for _, a := range fp.Addrs {
+			m, err := ma.NewMultiaddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("%w: redirect address %q: %w", ErrBadMsg, a, err)
+			}
+			ai.Addrs = append(ai.Addrs, m)
+		}
+		e.Peers = append(e.Peers, ai)
+	}
+	return e, nil
 }
 
 // answer writes a header with no body and closes.

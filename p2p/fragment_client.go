@@ -17,15 +17,22 @@ import (
 type FetchOption func(*fetchOptions)
 
 type fetchOptions struct {
-	progress func(n int)
-	meter    *Meter
-	shaper   Shaper
+	noRedirect bool
+	progress   func(n int)
+	meter      *Meter
+	shaper     Shaper
 }
 
 // WithProgress calls fn with the size of every chunk of payload received,
 // before the fragment is verified.
 func WithProgress(fn func(n int)) FetchOption {
 	return func(o *fetchOptions) { o.progress = fn }
+}
+
+// WithNoRedirect asks the peer to serve the fragment itself rather than
+// name other peers (see FragmentServerConfig.Redirect).
+func WithNoRedirect() FetchOption {
+	return func(o *fetchOptions) { o.noRedirect = true }
 }
 
 // WithMeter counts the fragment payload received in m.
@@ -37,7 +44,8 @@ func WithMeter(m *Meter) FetchOption {
 //
 // It returns an error wrapping ErrNotFound when p does not hold c,
 // ErrTooLarge when p announces more than maxSize bytes, ErrTruncated when
-// the stream ends early, *RemoteError when p reports a failure, and
+// the stream ends early, *RemoteError when p reports a failure,
+// *RedirectError when p names other peers to ask (see WithNoRedirect), and
 // core.ErrDigestMismatch when the bytes are not c's: the caller should
 // penalise p for that one.
 func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSize int64,
@@ -64,7 +72,7 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		return nil, ctxErr(ctx, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err))
 	}
 
-	if err := WriteMsg(s, fragRequest{CID: c.String()}); err != nil {
+	if err := WriteMsg(s, fragRequest{CID: c.String(), NoRedirect: o.noRedirect}); err != nil {
 		return fail(err)
 	}
 	_ = s.CloseWrite()
@@ -76,6 +84,16 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		return fail(err)
 	}
 	switch {
+	case len(hdr.Redirect) > 0:
+		_ = s.Close()
+		if hdr.Found {
+			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that also serves", c, p, ErrBadMsg)
+		}
+		rd, err := decodeRedirect(p, hdr.Redirect)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err)
+		}
+		return nil, rd
 	case hdr.Error != "":
 		_ = s.Close()
 		return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, &RemoteError{Msg: hdr.Error})

@@ -47,8 +47,9 @@ type Result struct {
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	// Sources counts fetched fragments (and manifests) by where they came
 	// from, over every node: a site peer, the site's relay, the
-	// coordinator directly, or the coordinator through a relay's upstream
-	// pull; Failed counts fetches that found no source.
+	// coordinator directly, the coordinator through a relay's upstream
+	// pull, or another site's relay the busy origin sent a relay to;
+	// Failed counts fetches that found no source.
 	Sources Sources `json:"sources"`
 	// SetupS is the wall time to start the fleet and converge the sites.
 	SetupS float64 `json:"setup_s"`
@@ -63,8 +64,10 @@ type Sources struct {
 	Relay         int `json:"relay"`
 	Coordinator   int `json:"coordinator"`
 	RelayUpstream int `json:"relay_upstream"`
-	Corrupt       int `json:"corrupt"`
-	Failed        int `json:"failed"`
+	OtherSites    int `json:"other_sites"` // a relay from another site's relay
+
+	Corrupt int `json:"corrupt"`
+	Failed  int `json:"failed"`
 }
 
 // WriteTable prints the report as a terminal table.
@@ -87,8 +90,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	for _, x := range r.Results {
 		s := x.Sources
-		fmt.Fprintf(w, "%s: fetches from site peers %d, relay %d, coordinator %d; relay upstream pulls %d; corrupt %d, failed %d\n",
-			x.Strategy, s.Peers, s.Relay, s.Coordinator, s.RelayUpstream, s.Corrupt, s.Failed)
+		fmt.Fprintf(w, "%s: fetches from site peers %d, relay %d, coordinator %d; relay pulls from upstream %d, from other sites %d; corrupt %d, failed %d\n",
+			x.Strategy, s.Peers, s.Relay, s.Coordinator, s.RelayUpstream, s.OtherSites, s.Corrupt, s.Failed)
 	}
 	for _, x := range r.Results {
 		if x.Error != "" {

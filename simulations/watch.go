@@ -218,6 +218,7 @@ func (f *fleet) collect(res *Result, depID string, t0 time.Time, before simnet.S
 			res.Sources.Relay += st.FromRelay
 			res.Sources.Coordinator += st.FromCoordinator
 			res.Sources.RelayUpstream += st.FromUpstreamAsRelay
+			res.Sources.OtherSites += st.FromOtherSites
 			res.Sources.Corrupt += st.Corrupt
 			res.Sources.Failed += st.Failed
 		}

@@ -114,6 +114,7 @@ const (
 	kindRelay
 	kindCoordinator
 	kindUpstream
+	kindOtherSite
 )
 
 func (m *Mesh) count(k sourceKind) {
@@ -128,6 +129,8 @@ func (m *Mesh) count(k sourceKind) {
 		m.stats.FromCoordinator++
 	case kindUpstream:
 		m.stats.FromUpstreamAsRelay++
+	case kindOtherSite:
+		m.stats.FromOtherSites++
 	}
 }
 
@@ -182,7 +185,7 @@ func (m *Mesh) banned(p peer.ID, now time.Time) bool {
 // fetchFrom fetches c from p within the fragment's deadline, keeping p's
 // throughput and load, penalising p for bytes that do not match c and
 // forgetting that p has c when it does not.
-func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int)) ([]byte, error) {
+func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int), extra ...p2p.FetchOption) ([]byte, error) {
 	m.mu.Lock()
 	s := m.sources[p]
 	if s == nil {
@@ -206,6 +209,7 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	if progress != nil {
 		opts = append(opts, p2p.WithProgress(progress))
 	}
+	opts = append(opts, extra...)
 	data, err := p2p.FetchFragment(ctx, m.cfg.Host, p, c, maxSize, opts...)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -224,6 +228,8 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		m.forgetLocked(c, p)
 	case errors.Is(err, p2p.ErrNotFound):
 		m.forgetLocked(c, p)
+	case errors.As(err, new(*p2p.RedirectError)):
+		// not a failure of p
 	default:
 		s.ewma *= 0.5 // slow or failing: rank it lower
 		m.log.Debug("fetch from source failed", "peer", p, "cid", c, "err", err)
@@ -321,12 +327,33 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		throttle = func(n int) { _ = m.wan.WaitN(ctx, min(n, m.wan.Burst())) }
 	}
 	var err error
-	for attempt := range 3 {
+	redirected := false
+	for attempt := 0; attempt < 3; attempt++ {
 		var data []byte
-		data, err = m.fetchFrom(ctx, m.cfg.Coordinator, c, maxSize, throttle)
+		var opts []p2p.FetchOption
+		if redirected {
+			opts = append(opts, p2p.WithNoRedirect())
+		}
+		data, err = m.fetchFrom(ctx, m.cfg.Coordinator, c, maxSize, throttle, opts...)
 		if err == nil {
 			m.count(kindUpstream)
 			return m.store(c, data)
+		}
+		var rd *p2p.RedirectError
+		if errors.As(err, &rd) && !redirected {
+			// The origin is busy and names relays of other sites that
+			// have c: fetch it over their WAN uplinks instead.
+			redirected = true
+			attempt-- // a redirect is not a failed attempt
+			for _, ai := range rd.Peers {
+				m.cfg.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+				if data, err = m.fetchFrom(ctx, ai.ID, c, maxSize, throttle); err == nil {
+					m.count(kindOtherSite)
+					return m.store(c, data)
+				}
+				m.log.Debug("relay: another site's relay failed a redirected fetch", "cid", c, "relay", ai.ID, "err", err)
+			}
+			continue
 		}
 		if ctx.Err() != nil || errors.Is(err, p2p.ErrNotFound) {
 			break
@@ -355,6 +382,11 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		return nil, 0, err
 	}
 	if !m.IsRelay() {
+		return nil, 0, p2p.ErrNotFound
+	}
+	// A relay pulls through for its own site only: another site's relay
+	// sent here by the origin gets what is in the cache.
+	if req := p2p.Requester(ctx); req != "" && req != m.cfg.Coordinator && !m.alive()[req] {
 		return nil, 0, p2p.ErrNotFound
 	}
 	data, err := m.upstream(ctx, c, core.MaxFragmentSize)

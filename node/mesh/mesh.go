@@ -128,11 +128,11 @@ type Mesh struct {
 	sources map[peer.ID]*source
 	flights map[cid.Cid]*flight // relay pull-through in progress
 	stats   Stats
-	known   map[string]bool // members seen at the last MembersChanged
+	known   map[string]bool  // members seen at the last MembersChanged
 	live    map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
 	haveCh  chan struct{}    // closed when the directory gains an entry
-	sending bool            // a newcomers' send is running
-	greet   []string        // newcomers waiting for it
+	sending bool             // a newcomers' send is running
+	greet   []string         // newcomers waiting for it
 
 	upSem          chan struct{} // upstream fetch slots
 	relayFailSince atomic.Int64  // unix ns of the first relay failure since the last success; 0 = none
@@ -141,7 +141,10 @@ type Mesh struct {
 // Stats count where this node's fragments came from.
 type Stats struct {
 	FromPeers, FromRelay, FromCoordinator, FromUpstreamAsRelay int
-	Corrupt, Failed                                            int
+	// FromOtherSites counts fragments a relay got from another site's
+	// relay, sent there by a busy origin.
+	FromOtherSites  int
+	Corrupt, Failed int
 }
 
 type flight struct {

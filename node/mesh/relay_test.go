@@ -187,3 +187,58 @@ func TestRelaysWithDifferentViewsEndAtOneUpstreamPull(t *testing.T) {
 		t.Fatalf("relay 2 %+v: want the one upstream pull", s)
 	}
 }
+
+func TestBusyOriginSendsRelayToAnotherSite(t *testing.T) {
+	t.Parallel()
+	co, hq, hh := loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(co, hq, hh)
+	held := []byte("fragment another site's relay holds")
+	missing := []byte("fragment nobody else holds")
+	origin := &countingSource{store: cache.NewMemory(0)}
+	for _, d := range [][]byte{held, missing} {
+		if err := origin.store.Put(core.FragmentCID(d), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The origin always sends relay q to relay h of another site.
+	if err := p2p.ServeFragments(co, p2p.FragmentServerConfig{Source: origin,
+		Redirect: func(from peer.ID, _ cid.Cid) []peer.AddrInfo {
+			if from != hq.ID() {
+				return nil
+			}
+			return []peer.AddrInfo{{ID: hh.ID(), Addrs: hh.Addrs()}}
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	relay := func(h host.Host) *Mesh {
+		fs := &fakeSite{self: true, relays: []string{h.ID().String()}, members: []string{h.ID().String()}}
+		m, err := New(Config{Host: h, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p2p.ServeFragments(h, p2p.FragmentServerConfig{Source: m}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	q, h := relay(hq), relay(hh)
+	if err := h.cfg.Store.Put(core.FragmentCID(held), held); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := q.Fetch(ctx, core.FragmentCID(held), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats(); s.FromOtherSites != 1 || origin.served.Load() != 0 {
+		t.Fatalf("q %+v, origin served %d: want the fragment from the other site's relay", s, origin.served.Load())
+	}
+	// h lacks the other fragment: it does not pull it through for another
+	// site, and q falls back to the origin, asking not to be redirected.
+	if _, err := q.Fetch(ctx, core.FragmentCID(missing), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if s, hs := q.Stats(), h.Stats(); s.FromUpstreamAsRelay != 1 || hs.FromUpstreamAsRelay != 0 || origin.served.Load() != 1 {
+		t.Fatalf("q %+v, h %+v, origin served %d: want q from the origin once, h never pulling for q", s, hs, origin.served.Load())
+	}
+}

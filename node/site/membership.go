@@ -110,13 +110,17 @@ func Join(cfg Config, seeds []string) (*Membership, error) {
 	}
 	m.ml.Store(ml)
 	m.wg.Add(2)
-	go m.watch()
 	go m.deliver()
 	if len(seeds) > 0 {
 		if _, err := m.Rejoin(seeds); err != nil {
 			m.log.Warn("joining the site failed; working alone until Rejoin", "seeds", seeds, "err", err)
 		}
 	}
+	// The election starts once the join attempt is over: a node that
+	// computed it alone would claim the relay role for a moment, and a
+	// claim that spreads can unseat the site's relay (more claimants than
+	// seats keep the lowest IDs).
+	go m.watch()
 	m.trigger()
 	return m, nil
 }

@@ -1,0 +1,176 @@
+package coordinator
+
+import (
+	"context"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+// The origin's offload: when its uplink is busy, a site relay asking for a
+// fragment is sent to relays of other sites that the origin already sent
+// that fragment whole, so copies cross other sites' WAN uplinks instead of
+// queueing behind the origin's. A relay that cannot get it there comes
+// back asking not to be redirected.
+
+const (
+	defaultRedirectBusy = 4
+	redirectPeers       = 2       // holders named per redirect
+	maxHolders          = 64      // holders remembered per fragment
+	maxHeldFragments    = 1 << 16 // fragments remembered; reset beyond
+)
+
+type offload struct {
+	busyAt  int          // uploads running from which to redirect; <0 never
+	active  atomic.Int64 // uploads running
+	mu      sync.Mutex
+	holders map[cid.Cid][]string // relays sent each fragment whole
+	given   map[string]int       // redirects that named each relay
+}
+
+func newOffload(busy int) *offload {
+	if busy == 0 {
+		busy = defaultRedirectBusy
+	}
+	return &offload{busyAt: busy, holders: map[cid.Cid][]string{}, given: map[string]int{}}
+}
+
+// source counts the uploads running.
+type countingSource struct {
+	s cache.Store
+	o *offload
+}
+
+func (f countingSource) OpenFragment(_ context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	r, n, err := f.s.Open(c)
+	if err == cache.ErrNotFound {
+		return nil, 0, p2p.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	f.o.active.Add(1)
+	return &countedReader{ReadCloser: r, o: f.o}, n, nil
+}
+
+type countedReader struct {
+	io.ReadCloser
+	o    *offload
+	once sync.Once
+}
+
+func (r *countedReader) Close() error {
+	r.once.Do(func() { r.o.active.Add(-1) })
+	return r.ReadCloser.Close()
+}
+
+// served records that relay to got c whole.
+func (c *Coordinator) served(to peer.ID, f cid.Cid) {
+	id := to.String()
+	c.st.mu.RLock()
+	n := c.st.nodes[id]
+	relay := n != nil && n.Relay
+	c.st.mu.RUnlock()
+	if !relay {
+		return
+	}
+	o := c.offload
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.holders) >= maxHeldFragments {
+		o.holders = map[cid.Cid][]string{}
+		o.given = map[string]int{}
+	}
+	hs := o.holders[f]
+	if !slices.Contains(hs, id) && len(hs) < maxHolders {
+		o.holders[f] = append(hs, id)
+	}
+}
+
+// redirect names up to redirectPeers live relays of other sites holding f,
+// the least used first, when the origin is busy and from is a relay.
+func (c *Coordinator) redirect(from peer.ID, f cid.Cid) []peer.AddrInfo {
+	o := c.offload
+	if o.busyAt < 0 || o.active.Load() < int64(o.busyAt) {
+		return nil
+	}
+	o.mu.Lock()
+	hs := slices.Clone(o.holders[f])
+	o.mu.Unlock()
+	if len(hs) == 0 {
+		return nil
+	}
+	now := c.now()
+	type cand struct {
+		id   string
+		info peer.AddrInfo
+	}
+	var cands []cand
+	c.st.mu.RLock()
+	req := c.st.nodes[from.String()]
+	if req != nil && req.Relay {
+		for _, h := range hs {
+			n := c.st.nodes[h]
+			if n == nil || !n.Relay || n.Site == req.Site || now.Sub(n.LastSeen) >= c.cfg.OnlineWindow {
+				continue
+			}
+			pid, err := p2p.DecodePeerID(h)
+			if err != nil {
+				continue
+			}
+			info := peer.AddrInfo{ID: pid}
+			for _, a := range n.Addrs {
+				if m, err := ma.NewMultiaddr(a); err == nil {
+					info.Addrs = append(info.Addrs, m)
+				}
+			}
+			if len(info.Addrs) > 0 {
+				cands = append(cands, cand{h, info})
+			}
+		}
+	}
+	c.st.mu.RUnlock()
+	if len(cands) == 0 {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	slices.SortStableFunc(cands, func(a, b cand) int { return o.given[a.id] - o.given[b.id] })
+	var out []peer.AddrInfo
+	for _, cd := range cands[:min(len(cands), redirectPeers)] {
+		o.given[cd.id]++
+		out = append(out, cd.info)
+	}
+	return out
+}
+
+// otherRelaysLocked lists the live relays outside site for a push to a
+// relay of site; st.mu is held.
+func (c *Coordinator) otherRelaysLocked(site string) []core.Member {
+	now := c.now()
+	var out []core.Member
+	for id, n := range c.st.nodes {
+		if n.Relay && n.Site != site && now.Sub(n.LastSeen) < c.cfg.OnlineWindow && len(out) < core.MaxPushRelays {
+			out = append(out, core.Member{NodeID: id, Addrs: n.Addrs})
+		}
+	}
+	slices.SortFunc(out, func(a, b core.Member) int {
+		if a.NodeID < b.NodeID {
+			return -1
+		}
+		if a.NodeID > b.NodeID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
