@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,24 +25,46 @@ import (
 
 const (
 	defaultRedirectBusy = 4
-	redirectPeers       = 2       // holders named per redirect
-	maxHolders          = 64      // holders remembered per fragment
-	maxHeldFragments    = 1 << 16 // fragments remembered; reset beyond
+	// redirectWait is the longest a relay's request waits at a busy
+	// origin for a free upload slot or a holder in another site.
+	redirectWait     = 5 * time.Second
+	redirectPeers    = 2       // holders named per redirect
+	maxHolders       = 64      // holders remembered per fragment
+	maxHeldFragments = 1 << 16 // fragments remembered; reset beyond
 )
 
 type offload struct {
-	busyAt  int          // uploads running from which to redirect; <0 never
-	active  atomic.Int64 // uploads running
+	busyAt  int           // uploads running from which to redirect; <0 never
+	maxWait time.Duration // redirectWait, shorter in tests
+	active  atomic.Int64  // uploads running
 	mu      sync.Mutex
 	holders map[cid.Cid][]string // relays sent each fragment whole
 	given   map[string]int       // redirects that named each relay
+	changed chan struct{}        // closed when an upload ends or a holder is added
+}
+
+// poke wakes the requests waiting in redirect; o.mu is held.
+func (o *offload) poke() {
+	if o.changed != nil {
+		close(o.changed)
+		o.changed = nil
+	}
+}
+
+func (o *offload) wait() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.changed == nil {
+		o.changed = make(chan struct{})
+	}
+	return o.changed
 }
 
 func newOffload(busy int) *offload {
 	if busy == 0 {
 		busy = defaultRedirectBusy
 	}
-	return &offload{busyAt: busy, holders: map[cid.Cid][]string{}, given: map[string]int{}}
+	return &offload{busyAt: busy, maxWait: redirectWait, holders: map[cid.Cid][]string{}, given: map[string]int{}}
 }
 
 // source counts the uploads running.
@@ -69,7 +92,12 @@ type countedReader struct {
 }
 
 func (r *countedReader) Close() error {
-	r.once.Do(func() { r.o.active.Add(-1) })
+	r.once.Do(func() {
+		r.o.active.Add(-1)
+		r.o.mu.Lock()
+		r.o.poke()
+		r.o.mu.Unlock()
+	})
 	return r.ReadCloser.Close()
 }
 
@@ -93,22 +121,52 @@ func (c *Coordinator) served(to peer.ID, f cid.Cid) {
 	hs := o.holders[f]
 	if !slices.Contains(hs, id) && len(hs) < maxHolders {
 		o.holders[f] = append(hs, id)
+		o.poke()
 	}
 }
 
-// redirect names up to redirectPeers live relays of other sites holding f,
-// the least used first, when the origin is busy and from is a relay.
+// redirect decides where a relay's request for f goes while the origin is
+// busy: to up to redirectPeers live relays of other sites holding f (the
+// least used first); or, when nobody holds it yet, it waits (at most
+// redirectWait) for an upload slot to free up or a holder to appear. The
+// origin then sends few fragments at a time at full speed, so holders
+// exist early, rather than every fragment at once at a crawl. Requests of
+// non-relays are never redirected or held.
 func (c *Coordinator) redirect(from peer.ID, f cid.Cid) []peer.AddrInfo {
 	o := c.offload
-	if o.busyAt < 0 || o.active.Load() < int64(o.busyAt) {
+	if o.busyAt < 0 {
 		return nil
 	}
+	deadline := time.NewTimer(o.maxWait)
+	defer deadline.Stop()
+	for {
+		changed := o.wait()
+		if o.active.Load() < int64(o.busyAt) {
+			return nil
+		}
+		holders, relay := c.holders(from, f)
+		if !relay {
+			return nil
+		}
+		if len(holders) > 0 {
+			return holders
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil
+		}
+	}
+}
+
+// holders names up to redirectPeers live relays outside from's site that
+// hold f, the least used first, and counts them as used; relay reports
+// whether from is a relay at all.
+func (c *Coordinator) holders(from peer.ID, f cid.Cid) (out []peer.AddrInfo, relay bool) {
+	o := c.offload
 	o.mu.Lock()
 	hs := slices.Clone(o.holders[f])
 	o.mu.Unlock()
-	if len(hs) == 0 {
-		return nil
-	}
 	now := c.now()
 	type cand struct {
 		id   string
@@ -117,7 +175,8 @@ func (c *Coordinator) redirect(from peer.ID, f cid.Cid) []peer.AddrInfo {
 	var cands []cand
 	c.st.mu.RLock()
 	req := c.st.nodes[from.String()]
-	if req != nil && req.Relay {
+	relay = req != nil && req.Relay
+	if relay {
 		for _, h := range hs {
 			n := c.st.nodes[h]
 			if n == nil || !n.Relay || n.Site == req.Site || now.Sub(n.LastSeen) >= c.cfg.OnlineWindow {
@@ -140,17 +199,16 @@ func (c *Coordinator) redirect(from peer.ID, f cid.Cid) []peer.AddrInfo {
 	}
 	c.st.mu.RUnlock()
 	if len(cands) == 0 {
-		return nil
+		return nil, relay
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	slices.SortStableFunc(cands, func(a, b cand) int { return o.given[a.id] - o.given[b.id] })
-	var out []peer.AddrInfo
 	for _, cd := range cands[:min(len(cands), redirectPeers)] {
 		o.given[cd.id]++
 		out = append(out, cd.info)
 	}
-	return out
+	return out, relay
 }
 
 // otherRelaysLocked lists the live relays outside site for a push to a

@@ -29,6 +29,7 @@ func offloadFleet(t *testing.T, busy int, nodes map[string]struct {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	c.offload.maxWait = 20 * time.Millisecond
 	ids := map[string]peer.ID{}
 	now := c.now()
 	c.st.mu.Lock()
@@ -83,6 +84,26 @@ func TestOriginRedirectsBusyRelaysToOtherSites(t *testing.T) {
 	if got := c.redirect(ids["b"], core.FragmentCID([]byte("other"))); got != nil {
 		t.Fatalf("redirected for a fragment nobody holds: %v", names(got))
 	}
+	// A request for a fragment nobody holds waits for a holder.
+	g := core.FragmentCID([]byte("soon held"))
+	c.offload.maxWait = time.Minute
+	got := make(chan []peer.AddrInfo, 1)
+	go func() { got <- c.redirect(ids["b"], g) }()
+	c.served(ids["a2"], g)
+	if h := names(<-got); len(h) != 1 || h[0] != "a2" {
+		t.Fatalf("waiting request sent to %v, want [a2]", h)
+	}
+	// ... or for an upload slot.
+	go func() { got <- c.redirect(ids["b"], core.FragmentCID([]byte("unheld"))) }()
+	c.offload.active.Store(1)
+	c.offload.mu.Lock()
+	c.offload.poke()
+	c.offload.mu.Unlock()
+	if h := <-got; h != nil {
+		t.Fatalf("request waiting for a slot was redirected to %v", names(h))
+	}
+	c.offload.active.Store(2)
+	c.offload.maxWait = 20 * time.Millisecond
 	// Two holders: the one named least so far comes first.
 	c.served(ids["d"], f)
 	if got := names(c.redirect(ids["b"], f)); len(got) != 2 || got[0] != "d" {
