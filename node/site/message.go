@@ -50,11 +50,8 @@ func parseFrame(b []byte) (kind byte, id uint64, from string, msg []byte, err er
 
 // SendTo sends msg to one member over memberlist's reliable (TCP) channel.
 func (m *Membership) SendTo(nodeID string, msg []byte) error {
-	if m.closed.Load() {
-		return ErrShutdown
-	}
-	if len(msg) > m.cfg.MaxMessageSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), m.cfg.MaxMessageSize)
+	if err := m.sendable(msg); err != nil {
+		return err
 	}
 	n, ok := m.peer(nodeID)
 	if !ok {
@@ -75,17 +72,12 @@ func (m *Membership) SendTo(nodeID string, msg []byte) error {
 // failed for. It costs a TCP stream per member: for frequent advisory
 // messages use Gossip.
 func (m *Membership) Broadcast(msg []byte) error {
-	if m.closed.Load() {
-		return ErrShutdown
-	}
-	if len(msg) > m.cfg.MaxMessageSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), m.cfg.MaxMessageSize)
+	if err := m.sendable(msg); err != nil {
+		return err
 	}
 	f, id := m.frame(kindBroadcast, msg)
-	m.seen.add(m.cfg.Name, id)
 	if len(f) <= m.gossipMax {
-		m.queue.QueueBroadcast(gossip(f))
-		m.queue.Prune(maxQueued)
+		m.queueGossip(f, id)
 	}
 	f = slices.Clone(f)
 	f[0] = kindReliable
@@ -125,20 +117,34 @@ func (m *Membership) Broadcast(msg []byte) error {
 // fragments a node has. A message too big for a gossip packet goes out as
 // a Broadcast.
 func (m *Membership) Gossip(msg []byte) error {
+	if err := m.sendable(msg); err != nil {
+		return err
+	}
+	f, id := m.frame(kindBroadcast, msg)
+	if len(f) > m.gossipMax {
+		return m.Broadcast(msg)
+	}
+	m.queueGossip(f, id)
+	return nil
+}
+
+// sendable checks a message this node is about to send.
+func (m *Membership) sendable(msg []byte) error {
 	if m.closed.Load() {
 		return ErrShutdown
 	}
 	if len(msg) > m.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), m.cfg.MaxMessageSize)
 	}
-	f, id := m.frame(kindBroadcast, msg)
-	if len(f) > m.gossipMax {
-		return m.Broadcast(msg)
-	}
+	return nil
+}
+
+// queueGossip queues this node's broadcast frame f for gossip, marked seen
+// so that its copies coming back are not delivered.
+func (m *Membership) queueGossip(f []byte, id uint64) {
 	m.seen.add(m.cfg.Name, id)
 	m.queue.QueueBroadcast(gossip(f))
 	m.queue.Prune(maxQueued)
-	return nil
 }
 
 // GossipLimit is the largest message Gossip sends as gossip.
