@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"os"
 	"path/filepath"
 	"testing"
@@ -224,5 +225,56 @@ func TestCorruptPeer(t *testing.T) {
 			t.Errorf("%s fetched corrupt bytes again (%d → %d): the bad peer was not avoided", n.name, before[n.name], got)
 		}
 		assertHasAll(t, n, rec2.Manifest)
+	}
+}
+
+// TestCorruptRelayIsVotedOut: the site's relay serves bytes that do not
+// match their CID. The members that catch it say so in their site meta,
+// the site elects another relay, and every node installs the package from
+// the honest one.
+func TestCorruptRelayIsVotedOut(t *testing.T) {
+	c := newCluster(t, func(cfg *coordinator.Config) { cfg.MaxUploadBps = 16 << 20 })
+	// The liar starts first and declares the best links: it is the relay.
+	liar := c.addSite("plant", 1, func(cfg *node.Config) {
+		cfg.CorruptServing = true
+		cfg.UpBps, cfg.DownBps = 1<<30, 1<<30
+	})
+	good := c.addSite("plant", 4, nil)
+	site := append(liar, good...)
+	c.waitSites(map[string][]*testNode{"plant": site}, 60*time.Second)
+	liarID := liar[0].n.ID().String()
+	if r := good[0].n.Relays(); len(r) != 1 || r[0] != liarID {
+		t.Fatalf("relays %v: the liar was to be the relay", r)
+	}
+
+	rec, _ := c.publish("pkg", 4<<20)
+	var ids []string
+	for _, n := range good {
+		ids = append(ids, n.n.ID().String())
+	}
+	d, err := c.coord.CreateDeployment(coordinator.DeployRequest{Packages: []string{rec.ID}, Nodes: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, c.coord, d.ID, len(good), 2*time.Minute)
+	for _, n := range good {
+		assertHasAll(t, n, rec.Manifest)
+	}
+	eventually(t, 30*time.Second, "the site to elect another relay", func() (bool, string) {
+		for _, n := range good {
+			if r := n.n.Relays(); len(r) == 0 || slices.Contains(r, liarID) {
+				return false, fmt.Sprintf("%s sees relays %v", n.name, r)
+			}
+		}
+		return true, ""
+	})
+	corrupt := 0
+	for _, n := range site {
+		st := n.n.MeshStats()
+		corrupt += st.Corrupt
+		t.Logf("%s relay=%v %+v", n.name, n.n.IsRelay(), st)
+	}
+	if corrupt == 0 {
+		t.Fatal("nobody caught the corrupt relay: the test did not exercise it")
 	}
 }

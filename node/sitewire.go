@@ -29,7 +29,7 @@ func (n *Node) startSite() error {
 	mc := mesh.Config{
 		Host: n.h, Coordinator: n.coord.ID, Store: n.store, Strategy: n.cfg.Strategy,
 		SiteWANDownBps: n.cfg.SiteWANDownBps, Meter: n.fragMeter, Logger: n.log,
-		FragmentTimeout: n.fragTimeout, Shaper: n.cfg.Shaper,
+		FragmentTimeout: n.fragTimeout, Shaper: n.cfg.Shaper, OnDistrust: n.republishMeta,
 	}
 	if n.cfg.NoGossip || n.cfg.Strategy == mesh.StrategyDirect {
 		mc.Strategy = mesh.StrategyDirect
@@ -146,7 +146,16 @@ func (n *Node) siteMeta() site.Meta {
 		NodeID: n.enr.NodeID, Site: n.enr.Site, P2PAddr: addr,
 		UpBps: uint64(n.cfg.UpBps), DownBps: uint64(n.cfg.DownBps),
 		RelayEligible: !n.cfg.NotRelay, FreeCacheBytes: free, StartedAt: n.started,
-		Version: Version,
+		Version: Version, Distrust: n.mesh.Distrusted(),
+	}
+}
+
+// republishMeta gossips this node's meta again (its distrust list changed).
+func (n *Node) republishMeta() {
+	if m := n.members.Load(); m != nil {
+		if err := m.UpdateMeta(); err != nil {
+			n.log.Debug("site meta not republished", "err", err)
+		}
 	}
 }
 

@@ -226,6 +226,9 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		m.stats.Corrupt++
 		m.log.Warn("source sent bytes that do not match the CID: avoiding it", "peer", p, "cid", c, "for", m.cfg.Penalty)
 		m.forgetLocked(c, p)
+		if m.cfg.OnDistrust != nil {
+			go m.cfg.OnDistrust() // the site learns not to elect it
+		}
 	case errors.Is(err, p2p.ErrNotFound):
 		m.forgetLocked(c, p)
 	case errors.As(err, new(*p2p.RedirectError)):

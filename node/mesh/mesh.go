@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +82,11 @@ type Config struct {
 	// node fetches straight from the coordinator (a relay death is
 	// normally healed by re-election well before).
 	RelayGiveUp time.Duration
-	Meter       *p2p.Meter // fragment payload accounting; may be nil
+	// OnDistrust, when set, is called (on its own goroutine) after a peer
+	// was caught sending bytes that do not match their CID, and when such
+	// a ban ends: the node re-publishes its site meta (see Distrusted).
+	OnDistrust func()
+	Meter      *p2p.Meter // fragment payload accounting; may be nil
 	// Shaper paces fetched bytes (the simulator's network); nil = none.
 	Shaper p2p.Shaper
 	Logger *slog.Logger
@@ -192,6 +197,30 @@ func New(cfg Config) (*Mesh, error) {
 	return m, nil
 }
 
+// Distrusted lists the peers (at most site.MaxDistrust, the latest first)
+// banned now for sending bytes that do not match their CID.
+func (m *Mesh) Distrusted() []string {
+	now := time.Now()
+	type ban struct {
+		id    peer.ID
+		until time.Time
+	}
+	var bans []ban
+	m.mu.Lock()
+	for id, s := range m.sources {
+		if now.Before(s.banned) {
+			bans = append(bans, ban{id, s.banned})
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(bans, func(a, b ban) int { return b.until.Compare(a.until) })
+	var out []string
+	for _, b := range bans[:min(len(bans), site.MaxDistrust)] {
+		out = append(out, b.id.String())
+	}
+	return out
+}
+
 // Stats returns the fetch counters.
 func (m *Mesh) Stats() Stats {
 	m.mu.Lock()
@@ -206,6 +235,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	re := time.NewTicker(m.cfg.ReannounceInterval)
 	defer re.Stop()
 	m.announceAll()
+	var lastDistrust []string
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,6 +244,10 @@ func (m *Mesh) Run(ctx context.Context) error {
 			m.flushAnnounce()
 		case <-re.C:
 			m.announceAll()
+			if d := m.Distrusted(); m.cfg.OnDistrust != nil && !slices.Equal(d, lastDistrust) {
+				lastDistrust = d
+				go m.cfg.OnDistrust() // a ban ended
+			}
 		}
 	}
 }

@@ -238,3 +238,22 @@ func TestNewMembersAreToldWhatThisNodeHas(t *testing.T) {
 		t.Fatalf("sends after a change without newcomers = %v", got)
 	}
 }
+
+func TestDistrustedListsCurrentBans(t *testing.T) {
+	t.Parallel()
+	m, ids := newTestMesh(t, &fakeSite{})
+	if got := m.Distrusted(); got != nil {
+		t.Fatalf("Distrusted = %v with no ban", got)
+	}
+	now := time.Now()
+	m.mu.Lock()
+	m.sources[ids[0]] = &source{banned: now.Add(time.Minute)}
+	m.sources[ids[1]] = &source{banned: now.Add(3 * time.Minute)}
+	m.sources[ids[2]] = &source{banned: now.Add(2 * time.Minute)}
+	m.sources[ids[3]] = &source{banned: now.Add(-time.Minute)} // over
+	m.mu.Unlock()
+	want := []string{ids[1].String(), ids[2].String()} // the latest, at most site.MaxDistrust
+	if got := m.Distrusted(); !slices.Equal(got, want) {
+		t.Fatalf("Distrusted = %v, want %v", got, want)
+	}
+}

@@ -107,8 +107,10 @@ func Rank(members []Meta) []Meta {
 
 // Elect returns the node IDs of the n relays of a site, sorted ascending.
 //
-// Only relay-eligible members can be elected; if none is eligible the site
-// has no relay (nil), and its nodes fetch from upstream themselves.
+// Only relay-eligible members can be elected, and none that a member of
+// the view distrusts (Meta.Distrust: it caught it serving corrupt bytes);
+// if none is left the site has no relay (nil), and its nodes fetch from
+// upstream themselves.
 // Incumbents that are still members and eligible are kept (the best n of
 // them) unless clearly beaten: the worst kept incumbent is replaced by the
 // best challenger while the challenger scores strictly more and at least
@@ -120,7 +122,7 @@ func Elect(members []Meta, incumbents []string, n int, hysteresis float64) []str
 	if n <= 0 {
 		return nil
 	}
-	ranked := rank(members)
+	ranked := rank(withoutDistrusted(members))
 	isInc := make(map[string]bool, len(incumbents))
 	for _, id := range incumbents {
 		isInc[id] = true
@@ -176,6 +178,30 @@ func Elect(members []Meta, incumbents []string, n int, hysteresis float64) []str
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// withoutDistrusted returns members with those some member distrusts made
+// ineligible (a copy, when there are any).
+func withoutDistrusted(members []Meta) []Meta {
+	var bad map[string]bool
+	for _, m := range members {
+		for _, id := range m.Distrust {
+			if bad == nil {
+				bad = map[string]bool{}
+			}
+			bad[id] = true
+		}
+	}
+	if bad == nil {
+		return members
+	}
+	out := slices.Clone(members)
+	for i := range out {
+		if bad[out[i].NodeID] {
+			out[i].RelayEligible = false
+		}
+	}
+	return out
 }
 
 // RelayCount is how many relays a site of liveMembers elects: one up to

@@ -78,6 +78,14 @@ func TestRank(t *testing.T) {
 	}
 }
 
+// distrusting is node(id, bw) that caught the members bad serving corrupt
+// bytes.
+func distrusting(id string, bw uint64, bad ...string) Meta {
+	m := node(id, bw)
+	m.Distrust = bad
+	return m
+}
+
 func TestElect(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -105,6 +113,9 @@ func TestElect(t *testing.T) {
 		{"fill, then replace", []Meta{node("a", 10), node("b", 20), node("c", 30), node("d", 40)}, []string{"a"}, 3, []string{"b", "c", "d"}},
 		{"worst incumbent replaced first", []Meta{node("a", 10), node("b", 20), node("c", 25)}, []string{"a", "b"}, 2, []string{"b", "c"}},
 		{"n over eligible", []Meta{node("a", 10), ineligible("b", 20)}, nil, 3, []string{"a"}},
+		{"distrusted incumbent replaced", []Meta{node("a", 100), distrusting("b", 10, "a"), node("c", 20)}, []string{"a"}, 1, []string{"c"}},
+		{"distrusted never chosen", []Meta{node("a", 100), node("b", 10), distrusting("c", 20, "a", "b")}, nil, 2, []string{"c"}},
+		{"distrust of a non-member changes nothing", []Meta{node("a", 10), distrusting("b", 20, "gone")}, nil, 1, []string{"b"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

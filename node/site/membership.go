@@ -19,6 +19,10 @@ type Member struct {
 	Addr string // memberlist host:port
 }
 
+func (m Member) equal(o Member) bool {
+	return m.Addr == o.Addr && m.Meta.Equal(o.Meta)
+}
+
 // Stats are counters for operators and tests.
 type Stats struct {
 	// SkippedMembers is how many members the last view left out: meta that
@@ -355,7 +359,7 @@ func (m *Membership) watch() {
 			m.log.Warn("members skipped: bad meta, name mismatch or other site", "count", skipped)
 			lastSkipped = skipped
 		}
-		if slices.Equal(members, last) && slices.Equal(relays, lastRelays) {
+		if slices.EqualFunc(members, last, Member.equal) && slices.Equal(relays, lastRelays) {
 			continue
 		}
 		if !slices.Equal(relays, lastRelays) {

@@ -3,6 +3,7 @@ package site
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -26,6 +27,14 @@ const (
 // does not make new nodes invisible to old ones. Format 1 itself must have no
 // trailing bytes.
 const metaFormat = 1
+
+// metaFormatDistrust is format 1 followed by the Distrust list: a count
+// byte, then each node ID (uvarint length + bytes). Metas with an empty
+// list are still written in format 1.
+const metaFormatDistrust = 2
+
+// MaxDistrust bounds Meta.Distrust.
+const MaxDistrust = 2
 
 const (
 	flagRelayEligible = 1 << iota
@@ -51,6 +60,19 @@ type Meta struct {
 	// this node currently computes itself as a relay. Other members take
 	// claimants as the incumbents of the election (hysteresis).
 	RelayClaim bool
+
+	// Distrust lists (at most MaxDistrust) members this node caught
+	// serving bytes that do not match their CID; the election passes over
+	// a member any live member distrusts.
+	Distrust []string
+}
+
+// Equal reports whether m and o hold the same values.
+func (m Meta) Equal(o Meta) bool {
+	return m.NodeID == o.NodeID && m.Site == o.Site && m.P2PAddr == o.P2PAddr && m.UpBps == o.UpBps &&
+		m.DownBps == o.DownBps && m.MeasuredBps == o.MeasuredBps && m.RelayEligible == o.RelayEligible &&
+		m.FreeCacheBytes == o.FreeCacheBytes && m.StartedAt == o.StartedAt && m.Version == o.Version &&
+		m.RelayClaim == o.RelayClaim && slices.Equal(m.Distrust, o.Distrust)
 }
 
 // EncodeMeta returns the compact binary encoding of m:
@@ -62,7 +84,11 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 64+len(m.NodeID)+len(m.Site)+len(m.P2PAddr)+len(m.Version))
-	b = append(b, metaFormat)
+	format := byte(metaFormat)
+	if len(m.Distrust) > 0 {
+		format = metaFormatDistrust
+	}
+	b = append(b, format)
 	var flags byte
 	if m.RelayEligible {
 		flags |= flagRelayEligible
@@ -80,6 +106,12 @@ func EncodeMeta(m Meta) ([]byte, error) {
 	b = binary.AppendUvarint(b, m.FreeCacheBytes)
 	b = binary.AppendVarint(b, m.StartedAt)
 	b = appendString(b, m.Version)
+	if len(m.Distrust) > 0 {
+		b = append(b, byte(len(m.Distrust)))
+		for _, id := range m.Distrust {
+			b = appendString(b, id)
+		}
+	}
 	if len(b) > MetaMaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMetaTooLarge, len(b), MetaMaxSize)
 	}
@@ -113,10 +145,19 @@ func DecodeMeta(b []byte) (Meta, error) {
 	m.FreeCacheBytes = d.uvarint("free cache")
 	m.StartedAt = d.varint("started at")
 	m.Version = d.string("version", maxVersionLen)
+	if d.err == nil && format >= metaFormatDistrust {
+		n := d.byte("distrust count")
+		if d.err == nil && n > MaxDistrust {
+			return Meta{}, fmt.Errorf("%w: distrust count %d, limit %d", ErrBadMeta, n, MaxDistrust)
+		}
+		for range n {
+			m.Distrust = append(m.Distrust, d.string("distrusted node ID", maxNodeIDLen))
+		}
+	}
 	if d.err != nil {
 		return Meta{}, d.err
 	}
-	if format == metaFormat && len(d.b) != 0 {
+	if format <= metaFormatDistrust && len(d.b) != 0 {
 		return Meta{}, fmt.Errorf("%w: %d trailing bytes", ErrBadMeta, len(d.b))
 	}
 	if err := m.validate(); err != nil {
@@ -132,9 +173,18 @@ func (m Meta) validate() error {
 	if err := checkText("node ID", m.NodeID, maxNodeIDLen); err != nil {
 		return err
 	}
-	for _, c := range []byte(m.NodeID) {
-		if !isAlnum(c) {
-			return fmt.Errorf("%w: node ID %q: only letters and digits allowed", ErrBadMeta, m.NodeID)
+	if err := checkNodeID("node ID", m.NodeID); err != nil {
+		return err
+	}
+	if len(m.Distrust) > MaxDistrust {
+		return fmt.Errorf("%w: distrust lists %d members, limit %d", ErrBadMeta, len(m.Distrust), MaxDistrust)
+	}
+	for _, id := range m.Distrust {
+		if id == "" {
+			return fmt.Errorf("%w: empty distrusted node ID", ErrBadMeta)
+		}
+		if err := checkNodeID("distrusted node ID", id); err != nil {
+			return err
 		}
 	}
 	if m.Site == "" {
@@ -152,6 +202,18 @@ func (m Meta) validate() error {
 	if m.P2PAddr != "" {
 		if _, err := ma.NewMultiaddr(m.P2PAddr); err != nil {
 			return fmt.Errorf("%w: p2p address %q: %w", ErrBadMeta, m.P2PAddr, err)
+		}
+	}
+	return nil
+}
+
+func checkNodeID(field, id string) error {
+	if len(id) > maxNodeIDLen {
+		return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrBadMeta, field, len(id), maxNodeIDLen)
+	}
+	for _, c := range []byte(id) {
+		if !isAlnum(c) {
+			return fmt.Errorf("%w: %s %q: only letters and digits allowed", ErrBadMeta, field, id)
 		}
 	}
 	return nil

@@ -42,6 +42,11 @@ func TestMetaRoundTrip(t *testing.T) {
 		"sample":  sampleMeta(),
 		"minimal": {NodeID: "a", Site: "b"},
 		"largest": big,
+		"distrust": func() Meta {
+			m := sampleMeta()
+			m.Distrust = []string{"12D3KooWBadPeer1", "12D3KooWBadPeer2"}
+			return m
+		}(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -56,7 +61,7 @@ func TestMetaRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != m {
+			if !got.Equal(m) {
 				t.Fatalf("got %+v, want %+v", got, m)
 			}
 		})
@@ -73,6 +78,9 @@ func TestEncodeMetaRejects(t *testing.T) {
 		"control char":       func(m *Meta) { m.Site = "a\nb" },
 		"bad utf8":           func(m *Meta) { m.Version = "\xff" },
 		"bad multiaddr":      func(m *Meta) { m.P2PAddr = "127.0.0.1:4001" },
+		"distrust too many":  func(m *Meta) { m.Distrust = []string{"a", "b", "c"} },
+		"distrust empty ID":  func(m *Meta) { m.Distrust = []string{""} },
+		"distrust bad ID":    func(m *Meta) { m.Distrust = []string{"a/b"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -102,6 +110,10 @@ func TestDecodeMetaRejects(t *testing.T) {
 		"non-minimal len": {1, 0, 0x81, 0x00, 'a'},
 		"too big":         make([]byte, MetaMaxSize+1),
 		"garbage":         []byte("hello, world, this is not meta"),
+		"distrust count":  edit(func(b []byte) []byte { b[0] = 2; return append(b, MaxDistrust+1, 1, 'a', 1, 'b', 1, 'c') }),
+		"distrust bad ID": edit(func(b []byte) []byte { b[0] = 2; return append(b, 1, 3, 'a', '/', 'b') }),
+		"distrust cut":    edit(func(b []byte) []byte { b[0] = 2; return append(b, 2, 1, 'a') }),
+		"format 2 tail":   edit(func(b []byte) []byte { b[0] = 2; return append(b, 1, 1, 'a', 0) }),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -118,13 +130,16 @@ func TestDecodeMetaNewerFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[0] = 2
+	b[0] = 3
+	b = append(b, 1, 1, 'a') // format 2's distrust list
 	b = append(b, "future fields"...)
 	got, err := DecodeMeta(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != sampleMeta() {
+	want := sampleMeta()
+	want.Distrust = []string{"a"}
+	if !got.Equal(want) {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -149,7 +164,7 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("decoded meta does not encode: %v", err)
 		}
 		again, err := DecodeMeta(enc)
-		if err != nil || again != m {
+		if err != nil || !again.Equal(m) {
 			t.Fatalf("round trip: %+v, %v; want %+v", again, err, m)
 		}
 		if b[0] == metaFormat && !bytes.Equal(enc, b) {
