@@ -22,6 +22,12 @@ import (
 // FragmentProtocol is the protocol ID of fragment transfer.
 const FragmentProtocol protocol.ID = "/relaymesh/frag/1.0.0"
 
+// FragmentProtocolRedirect is FragmentProtocol with redirects: a request
+// may say it follows them, and the answer may then name other peers to ask.
+// Servers speak both; a client that follows redirects offers this one
+// first, so it still works with servers that know only 1.0.0.
+const FragmentProtocolRedirect protocol.ID = "/relaymesh/frag/1.1.0"
+
 const (
 	// fragChunk is the largest write of fragment bytes, and the unit the
 	// upload limiter is charged in.
@@ -44,8 +50,9 @@ const (
 // that a byte range can be added later without a new protocol ID.
 type fragRequest struct {
 	CID string `json:"cid"`
-	// NoRedirect asks the server to serve the fragment itself.
-	NoRedirect bool `json:"no_redirect,omitempty"`
+	// FollowRedirects (1.1.0 only) lets the server answer with peers to
+	// ask instead.
+	FollowRedirects bool `json:"follow_redirects,omitempty"`
 }
 
 // fragHeader answers a fragRequest; when Found, Size raw bytes follow.
@@ -81,9 +88,9 @@ type FragmentServerConfig struct {
 	Limiter *rate.Limiter
 	// Meter counts fragment payload bytes sent; nil counts nothing.
 	Meter *Meter
-	// Redirect, when set, is asked before serving a request that allows
-	// it: a busy origin names other peers that hold the fragment (at most
-	// MaxRedirect are sent) and the requester asks them instead.
+	// Redirect, when set, is asked before serving a request that follows
+	// redirects: a busy origin names other peers that hold the fragment (at
+	// most MaxRedirect are sent) and the requester asks them instead.
 	Redirect func(from peer.ID, c cid.Cid) []peer.AddrInfo
 	// Served, when set, is told of every fragment sent whole.
 	Served func(to peer.ID, c cid.Cid)
@@ -130,6 +137,7 @@ func serveFragments(h host.Host, cfg FragmentServerConfig, wait func(context.Con
 		srv.chunk = l.Burst() // WaitN refuses n above the burst
 	}
 	h.SetStreamHandler(FragmentProtocol, srv.handle)
+	h.SetStreamHandler(FragmentProtocolRedirect, srv.handle)
 }
 
 type fragServer struct {
@@ -159,7 +167,11 @@ func (f *fragServer) handle(s network.Stream) {
 		return
 	}
 	log = log.With("cid", c)
-	if f.cfg.Redirect != nil && !req.NoRedirect {
+	if req.FollowRedirects && s.Protocol() != FragmentProtocolRedirect {
+		f.answer(s, log, fragHeader{Error: "follow_redirects needs " + string(FragmentProtocolRedirect)})
+		return
+	}
+	if f.cfg.Redirect != nil && req.FollowRedirects {
 		if peers := f.cfg.Redirect(from, c); len(peers) > 0 {
 			f.answer(s, log, fragHeader{Redirect: encodeRedirect(peers)})
 			return

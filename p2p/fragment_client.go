@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/relaymesh/relaymesh/core"
 )
@@ -17,8 +18,8 @@ import (
 type FetchOption func(*fetchOptions)
 
 type fetchOptions struct {
-	noRedirect bool
-	progress   func(n int)
+	redirect bool
+	progress func(n int)
 	meter      *Meter
 	shaper     Shaper
 }
@@ -29,10 +30,11 @@ func WithProgress(fn func(n int)) FetchOption {
 	return func(o *fetchOptions) { o.progress = fn }
 }
 
-// WithNoRedirect asks the peer to serve the fragment itself rather than
-// name other peers (see FragmentServerConfig.Redirect).
-func WithNoRedirect() FetchOption {
-	return func(o *fetchOptions) { o.noRedirect = true }
+// WithRedirect lets the peer answer with other peers to ask instead (see
+// FragmentServerConfig.Redirect): FetchFragment then returns a
+// *RedirectError. Without it the peer serves the fragment itself.
+func WithRedirect() FetchOption {
+	return func(o *fetchOptions) { o.redirect = true }
 }
 
 // WithMeter counts the fragment payload received in m.
@@ -45,7 +47,7 @@ func WithMeter(m *Meter) FetchOption {
 // It returns an error wrapping ErrNotFound when p does not hold c,
 // ErrTooLarge when p announces more than maxSize bytes, ErrTruncated when
 // the stream ends early, *RemoteError when p reports a failure,
-// *RedirectError when p names other peers to ask (see WithNoRedirect), and
+// *RedirectError when p names other peers to ask (see WithRedirect), and
 // core.ErrDigestMismatch when the bytes are not c's: the caller should
 // penalise p for that one.
 func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSize int64,
@@ -61,7 +63,11 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	if maxSize <= 0 {
 		return nil, fmt.Errorf("%w: fetch fragment %s: maxSize %d: must be positive", ErrBadConfig, c, maxSize)
 	}
-	s, err := openStream(ctx, h, p, FragmentProtocol)
+	protos := []protocol.ID{FragmentProtocol}
+	if o.redirect {
+		protos = []protocol.ID{FragmentProtocolRedirect, FragmentProtocol}
+	}
+	s, err := openStream(ctx, h, p, protos...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +78,8 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		return nil, ctxErr(ctx, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err))
 	}
 
-	if err := WriteMsg(s, fragRequest{CID: c.String(), NoRedirect: o.noRedirect}); err != nil {
+	req := fragRequest{CID: c.String(), FollowRedirects: o.redirect && s.Protocol() == FragmentProtocolRedirect}
+	if err := WriteMsg(s, req); err != nil {
 		return fail(err)
 	}
 	_ = s.CloseWrite()
@@ -86,6 +93,9 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	switch {
 	case len(hdr.Redirect) > 0:
 		_ = s.Close()
+		if !req.FollowRedirects {
+			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that was not asked for", c, p, ErrBadMsg)
+		}
 		if hdr.Found {
 			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that also serves", c, p, ErrBadMsg)
 		}

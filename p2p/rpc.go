@@ -110,10 +110,11 @@ func Call[Req, Resp any](ctx context.Context, h host.Host, p peer.ID, proto prot
 }
 
 // openStream opens a stream and applies ctx's deadline to it.
-func openStream(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) (network.Stream, error) {
-	s, err := h.NewStream(ctx, p, proto)
+// openStream opens a stream of the first of protos that p supports.
+func openStream(ctx context.Context, h host.Host, p peer.ID, protos ...protocol.ID) (network.Stream, error) {
+	s, err := h.NewStream(ctx, p, protos...)
 	if err != nil {
-		return nil, ctxErr(ctx, fmt.Errorf("p2p: open %s stream to %s: %w", proto, p, err))
+		return nil, ctxErr(ctx, fmt.Errorf("p2p: open %s stream to %s: %w", protos[0], p, err))
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)

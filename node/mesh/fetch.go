@@ -334,8 +334,8 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 	for attempt := 0; attempt < 3; attempt++ {
 		var data []byte
 		var opts []p2p.FetchOption
-		if redirected {
-			opts = append(opts, p2p.WithNoRedirect())
+		if !redirected {
+			opts = append(opts, p2p.WithRedirect())
 		}
 		data, err = m.fetchFrom(ctx, m.cfg.Coordinator, c, maxSize, throttle, opts...)
 		if err == nil {
