@@ -20,8 +20,8 @@ type FetchOption func(*fetchOptions)
 type fetchOptions struct {
 	redirect bool
 	progress func(n int)
-	meter      *Meter
-	shaper     Shaper
+	meter    *Meter
+	shaper   Shaper
 }
 
 // WithProgress calls fn with the size of every chunk of payload received,
