@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -122,12 +121,7 @@ func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.En
 	if err != nil {
 		return
 	}
-	info := peer.AddrInfo{ID: pid}
-	for _, a := range addrs {
-		if m, err := ma.NewMultiaddr(a); err == nil {
-			info.Addrs = append(info.Addrs, m)
-		}
-	}
+	info := addrInfo(pid, addrs)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PushTimeout)
 	defer cancel()
 	if err := c.host.Connect(ctx, info); err != nil {

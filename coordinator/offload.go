@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,8 @@ import (
 // The origin's offload: when its uplink is busy, a site relay asking for a
 // fragment is sent to relays of other sites that the origin already sent
 // that fragment whole, so copies cross other sites' WAN uplinks instead of
-// queueing behind the origin's. A relay that cannot get it there comes
-// back asking not to be redirected.
+// queueing behind the origin's. A relay that cannot get it there asks the
+// origin again without following redirects.
 
 const (
 	defaultRedirectBusy = 4
@@ -67,7 +68,8 @@ func newOffload(busy int) *offload {
 	return &offload{busyAt: busy, maxWait: redirectWait, holders: map[cid.Cid][]string{}, given: map[string]int{}}
 }
 
-// source counts the uploads running.
+// countingSource serves the coordinator's store and counts the uploads
+// running.
 type countingSource struct {
 	s cache.Store
 	o *offload
@@ -186,13 +188,7 @@ func (c *Coordinator) holders(from peer.ID, f cid.Cid) (out []peer.AddrInfo, rel
 			if err != nil {
 				continue
 			}
-			info := peer.AddrInfo{ID: pid}
-			for _, a := range n.Addrs {
-				if m, err := ma.NewMultiaddr(a); err == nil {
-					info.Addrs = append(info.Addrs, m)
-				}
-			}
-			if len(info.Addrs) > 0 {
+			if info := addrInfo(pid, n.Addrs); len(info.Addrs) > 0 {
 				cands = append(cands, cand{h, info})
 			}
 		}
@@ -221,14 +217,17 @@ func (c *Coordinator) otherRelaysLocked(site string) []core.Member {
 			out = append(out, core.Member{NodeID: id, Addrs: n.Addrs})
 		}
 	}
-	slices.SortFunc(out, func(a, b core.Member) int {
-		if a.NodeID < b.NodeID {
-			return -1
-		}
-		if a.NodeID > b.NodeID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b core.Member) int { return strings.Compare(a.NodeID, b.NodeID) })
 	return out
+}
+
+// addrInfo is id with the addresses of addrs that parse.
+func addrInfo(id peer.ID, addrs []string) peer.AddrInfo {
+	info := peer.AddrInfo{ID: id}
+	for _, a := range addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			info.Addrs = append(info.Addrs, m)
+		}
+	}
+	return info
 }

@@ -330,11 +330,11 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		throttle = func(n int) { _ = m.wan.WaitN(ctx, min(n, m.wan.Burst())) }
 	}
 	var err error
-	redirected := false
-	for attempt := 0; attempt < 3; attempt++ {
+	follow := true // the first ask may be redirected, once
+	for attempt := 0; attempt < 3; {
 		var data []byte
 		var opts []p2p.FetchOption
-		if !redirected {
+		if follow {
 			opts = append(opts, p2p.WithRedirect())
 		}
 		data, err = m.fetchFrom(ctx, m.cfg.Coordinator, c, maxSize, throttle, opts...)
@@ -343,11 +343,11 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 			return m.store(c, data)
 		}
 		var rd *p2p.RedirectError
-		if errors.As(err, &rd) && !redirected {
+		if follow && errors.As(err, &rd) {
 			// The origin is busy and names relays of other sites that
-			// have c: fetch it over their WAN uplinks instead.
-			redirected = true
-			attempt-- // a redirect is not a failed attempt
+			// have c: fetch it over their WAN uplinks instead. A redirect
+			// is not a failed attempt.
+			follow = false
 			for _, ai := range rd.Peers {
 				m.cfg.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 				if data, err = m.fetchFrom(ctx, ai.ID, c, maxSize, throttle); err == nil {
@@ -358,10 +358,11 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 			}
 			continue
 		}
+		attempt++
 		if ctx.Err() != nil || errors.Is(err, p2p.ErrNotFound) {
 			break
 		}
-		m.log.Debug("relay: upstream fetch failed", "cid", c, "attempt", attempt+1, "err", err)
+		m.log.Debug("relay: upstream fetch failed", "cid", c, "attempt", attempt, "err", err)
 	}
 	return fmt.Errorf("mesh: relay pull of %s from upstream: %w", c, err)
 }

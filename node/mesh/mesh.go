@@ -308,20 +308,21 @@ func (m *Mesh) MembersChanged() {
 		return
 	}
 	self := m.cfg.Host.ID().String()
-	now := map[string]bool{}
-	live := map[peer.ID]bool{}
+	members := m.cfg.Members.Members()
+	now := make(map[string]bool, len(members))
+	live := make(map[peer.ID]bool, len(members))
 	var fresh []string
-	for _, mem := range m.cfg.Members.Members() {
+	m.mu.Lock()
+	for _, mem := range members {
 		id := mem.Meta.NodeID
 		now[id] = true
 		if pid, err := p2p.DecodePeerID(id); err == nil {
 			live[pid] = true
 		}
-		if id != self && !m.isKnown(id) {
+		if id != self && !m.known[id] {
 			fresh = append(fresh, id)
 		}
 	}
-	m.mu.Lock()
 	m.known = now
 	m.live = live
 	m.greet = append(m.greet, fresh...)
@@ -333,12 +334,6 @@ func (m *Mesh) MembersChanged() {
 	if start {
 		go m.greetNewcomers()
 	}
-}
-
-func (m *Mesh) isKnown(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.known[id]
 }
 
 // greetNewcomers sends the fragment list to the members in m.greet until
