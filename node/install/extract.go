@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path"
 )
@@ -193,11 +194,19 @@ func (x *extractor) realDir(dir, entry string) error {
 		return nil
 	}
 	fi, err := x.root.Lstat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := x.root.Mkdir(dir, 0o755); err != nil {
-			return fmt.Errorf("install: extract: entry %q: %w", entry, err)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = x.root.Mkdir(dir, 0o755)
+		if err == nil {
+			x.dirs[dir] = true
+			return nil
 		}
+		if errors.Is(err, fs.ErrExist) {
+			// Another process (an install of the same package into the
+			// same path) made it in between: check what it made.
+			fi, err = x.root.Lstat(dir)
+		}
+	}
+	switch {
 	case err != nil:
 		return fmt.Errorf("install: extract: entry %q: %w", entry, err)
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -233,7 +242,7 @@ func (x *extractor) clearLeaf(name, entry string) error {
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%w: entry %q: would replace existing %s", ErrUnsafeArchive, entry, describe(fi.Mode()))
 	}
-	if err := x.root.Remove(name); err != nil {
+	if err := x.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("install: extract: entry %q: %w", entry, err)
 	}
 	delete(x.regular, name)
@@ -264,28 +273,39 @@ func (x *extractor) file(name string, e entry) error {
 		return fmt.Errorf("%w: entry %q: %w", ErrFormat, e.name, err)
 	}
 	defer src.Close()
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written under a temporary name and renamed into place: a crash
+	// leaves no half-written file under the real name, and installs of the
+	// same package into the same path at once each put a whole file.
+	tmp := path.Join(path.Dir(name), fmt.Sprintf(".%s.relaymesh-%016x", path.Base(name), rand.Uint64()))
+	f, err := x.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("install: extract: entry %q: %w", e.name, err)
+	}
+	fail := func(err error) error {
+		f.Close()
+		_ = x.root.Remove(tmp)
+		return err
 	}
 	n, over, err := copyCapped(x.ctx, f, src, remaining)
 	x.stats.Bytes += n
 	switch {
 	case over:
-		f.Close()
-		return x.tooLarge(e.name)
+		return fail(x.tooLarge(e.name))
 	case err != nil:
-		f.Close()
 		if ctxErr := x.ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("install: extract: %w", ctxErr)
+			return fail(fmt.Errorf("install: extract: %w", ctxErr))
 		}
-		return fmt.Errorf("%w: entry %q: %w", ErrFormat, e.name, err)
+		return fail(fmt.Errorf("%w: entry %q: %w", ErrFormat, e.name, err))
 	}
 	if err := f.Chmod(filePerm(e.perm)); err != nil {
-		f.Close()
-		return fmt.Errorf("install: extract: entry %q: %w", e.name, err)
+		return fail(fmt.Errorf("install: extract: entry %q: %w", e.name, err))
 	}
 	if err := f.Close(); err != nil {
+		_ = x.root.Remove(tmp)
+		return fmt.Errorf("install: extract: entry %q: %w", e.name, err)
+	}
+	if err := x.root.Rename(tmp, name); err != nil {
+		_ = x.root.Remove(tmp)
 		return fmt.Errorf("install: extract: entry %q: %w", e.name, err)
 	}
 	x.regular[name] = true

@@ -490,3 +490,26 @@ func TestLimitsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentExtractsIntoOnePath: installs of one store package into one
+// path at once (several nodes on one host) race to make the same
+// directories; none may fail because another made a directory first.
+func TestConcurrentExtractsIntoOnePath(t *testing.T) {
+	t.Parallel()
+	archive := makeTarGz(t, reg("etc/app/conf.d/a.conf", "a=1\n"), reg("etc/app/conf.d/b.conf", "b=2\n"), reg("var/lib/app/state", "s"))
+	for round := range 20 {
+		s := newSandbox(t, archive)
+		errs := make(chan error, 6)
+		for range cap(errs) {
+			go func() {
+				_, err := Extract(t.Context(), s.archive, s.dest, DefaultLimits())
+				errs <- err
+			}()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
