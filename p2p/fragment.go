@@ -69,6 +69,10 @@ type fragPeer struct {
 	Addrs []string `json:"addrs,omitempty"`
 }
 
+// busyAnswer is the error text of a server whose source returned ErrBusy;
+// a client maps it back to ErrBusy (older clients see a remote error).
+const busyAnswer = "busy"
+
 // FragmentSource opens fragments for serving. It returns an error wrapping
 // ErrNotFound when it does not hold c.
 type FragmentSource interface {
@@ -184,6 +188,9 @@ func (f *fragServer) handle(s network.Stream) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		f.answer(s, log, fragHeader{Found: false})
+		return
+	case errors.Is(err, ErrBusy):
+		f.answer(s, log, fragHeader{Error: busyAnswer})
 		return
 	case err != nil:
 		log.Warn("open fragment", "err", err)

@@ -104,6 +104,9 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err)
 		}
 		return nil, rd
+	case hdr.Error == busyAnswer:
+		_ = s.Close()
+		return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, ErrBusy)
 	case hdr.Error != "":
 		_ = s.Close()
 		return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, &RemoteError{Msg: hdr.Error})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -121,6 +122,17 @@ func TestFetchFragmentSourceFailure(t *testing.T) {
 	var re *RemoteError
 	if !errors.As(err, &re) || strings.Contains(re.Msg, "fire") {
 		t.Fatalf("FetchFragment = %v, want *RemoteError that does not leak the local cause", err)
+	}
+}
+
+func TestFetchFragmentBusy(t *testing.T) {
+	t.Parallel()
+	src := newMemSource()
+	src.err = fmt.Errorf("all upload slots taken: %w", ErrBusy)
+	server, client := fragPair(t, FragmentServerConfig{Source: src})
+	_, err := FetchFragment(testCtx(t), client, server.ID(), core.FragmentCID([]byte("x")), 1<<20)
+	if !errors.Is(err, ErrBusy) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("FetchFragment = %v, want ErrBusy", err)
 	}
 }
 
