@@ -19,13 +19,14 @@ import (
 )
 
 // The origin's offload: when its uplink is busy, a site relay asking for a
-// fragment is sent to relays of other sites that the origin already sent
-// that fragment whole, so copies cross other sites' WAN uplinks instead of
-// queueing behind the origin's. A relay that cannot get it there asks the
-// origin again without following redirects.
+// fragment is sent to relays of other sites that hold it or are fetching
+// it (from the origin or from another holder), so copies cross other
+// sites' WAN uplinks instead of queueing behind the origin's. A holder
+// still fetching answers once its copy is complete. A relay that cannot
+// get it there asks the origin again without following redirects.
 
 const (
-	defaultRedirectBusy = 4
+	defaultRedirectBusy = 5
 	// redirectWait is the longest a relay's request waits at a busy
 	// origin for a free upload slot or a holder in another site.
 	redirectWait     = 5 * time.Second
@@ -39,7 +40,7 @@ type offload struct {
 	maxWait time.Duration // redirectWait, shorter in tests
 	active  atomic.Int64  // uploads running
 	mu      sync.Mutex
-	holders map[cid.Cid][]string // relays sent each fragment whole
+	holders map[cid.Cid][]string // relays that got, or are getting, each fragment
 	given   map[string]int       // redirects that named each relay
 	changed chan struct{}        // closed when an upload ends or a holder is added
 }
@@ -103,7 +104,9 @@ func (r *countedReader) Close() error {
 	return r.ReadCloser.Close()
 }
 
-// served records that relay to got c whole.
+// served records that relay to holds f, or will shortly: it is called
+// when the origin starts serving f to a relay or redirects one for it,
+// and again when an upload (redirects not asked for) ends.
 func (c *Coordinator) served(to peer.ID, f cid.Cid) {
 	id := to.String()
 	c.st.mu.RLock()
@@ -130,7 +133,9 @@ func (c *Coordinator) served(to peer.ID, f cid.Cid) {
 // redirect decides where a relay's request for f goes while the origin is
 // busy: to up to redirectPeers live relays of other sites holding f (the
 // least used first); or, when nobody holds it yet, it waits (at most
-// redirectWait) for an upload slot to free up or a holder to appear. The
+// redirectWait) for an upload slot to free up or a holder to appear.
+// Either way the requester becomes a holder of f for those asking next,
+// so a fragment spreads along a tree of relays. The
 // origin then sends few fragments at a time at full speed, so holders
 // exist early, rather than every fragment at once at a crawl. Requests of
 // non-relays are never redirected or held.
@@ -144,6 +149,7 @@ func (c *Coordinator) redirect(from peer.ID, f cid.Cid) []peer.AddrInfo {
 	for {
 		changed := o.wait()
 		if o.active.Load() < int64(o.busyAt) {
+			c.served(from, f)
 			return nil
 		}
 		holders, relay := c.holders(from, f)
@@ -151,6 +157,7 @@ func (c *Coordinator) redirect(from peer.ID, f cid.Cid) []peer.AddrInfo {
 			return nil
 		}
 		if len(holders) > 0 {
+			c.served(from, f)
 			return holders
 		}
 		select {
