@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -19,6 +20,10 @@ import (
 // maxAttempts bounds the sources one Fetch tries (waits between them do
 // not count).
 const maxAttempts = 12
+
+// relaySiteServes bounds a relay's uploads to its own site's members at
+// once, so its uplink keeps room for other sites' relays.
+const relaySiteServes = 2
 
 // relayRetryWait is the longest a node waits for a new source after its
 // site's relays failed a fragment, before trying them again.
@@ -69,7 +74,7 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 			return data, nil
 		}
 		lastErr = err
-		if kind == kindRelay {
+		if kind == kindRelay && !errors.Is(err, p2p.ErrBusy) {
 			now := time.Now()
 			m.relayFailSince.CompareAndSwap(0, now.UnixNano())
 			if relayFails.IsZero() {
@@ -231,7 +236,7 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		}
 	case errors.Is(err, p2p.ErrNotFound):
 		m.forgetLocked(c, p)
-	case errors.As(err, new(*p2p.RedirectError)):
+	case errors.As(err, new(*p2p.RedirectError)), errors.Is(err, p2p.ErrBusy):
 		// not a failure of p
 	default:
 		s.ewma *= 0.5 // slow or failing: rank it lower
@@ -378,6 +383,60 @@ func (m *Mesh) store(c cid.Cid, data []byte) error {
 // OpenFragment serves this node's cache to site peers; a relay asked for a
 // fragment it lacks pulls it through from upstream first.
 func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	if !m.IsRelay() {
+		return m.open(ctx, c)
+	}
+	if req := p2p.Requester(ctx); req == "" || req == m.cfg.Coordinator || !m.alive()[req] || m.isRelay(req) {
+		return m.open(ctx, c)
+	}
+	// A relay's uplink is its site's way out to other sites and the first
+	// copy of each fragment into the site: members (not the site's other
+	// relays) get at most relaySiteServes uploads at once. One asking for
+	// a fragment the relay holds is told it is busy (it asks a peer, or
+	// waits for one to have it); one the relay pulled through for waits
+	// its turn.
+	if has, _ := m.cfg.Store.Has(c); has {
+		select {
+		case m.siteServe <- struct{}{}:
+		default:
+			return nil, 0, p2p.ErrBusy
+		}
+		r, n, err := m.cfg.Store.Open(c)
+		if err != nil {
+			<-m.siteServe
+			if errors.Is(err, cache.ErrNotFound) {
+				err = p2p.ErrNotFound
+			}
+			return nil, 0, err
+		}
+		return &slotReader{ReadCloser: r, slot: m.siteServe}, n, nil
+	}
+	r, n, err := m.open(ctx, c)
+	if err != nil {
+		return nil, 0, err
+	}
+	select {
+	case m.siteServe <- struct{}{}:
+	case <-ctx.Done():
+		_ = r.Close()
+		return nil, 0, ctx.Err()
+	}
+	return &slotReader{ReadCloser: r, slot: m.siteServe}, n, nil
+}
+
+// slotReader gives its serve slot back when closed.
+type slotReader struct {
+	io.ReadCloser
+	slot chan struct{}
+	once sync.Once
+}
+
+func (r *slotReader) Close() error {
+	r.once.Do(func() { <-r.slot })
+	return r.ReadCloser.Close()
+}
+
+func (m *Mesh) open(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
 	r, n, err := m.cfg.Store.Open(c)
 	if err == nil {
 		return r, n, nil
@@ -391,7 +450,7 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 	// A relay pulls through for its own site only: another site's relay
 	// sent here by the origin gets what is in the cache.
 	if req := p2p.Requester(ctx); req != "" && req != m.cfg.Coordinator && !m.alive()[req] {
-		return nil, 0, p2p.ErrNotFound
+		return m.inFlight(ctx, c)
 	}
 	data, err := m.upstream(ctx, c, core.MaxFragmentSize)
 	if err != nil {
@@ -401,4 +460,28 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		return nil, 0, err
 	}
 	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+}
+
+// inFlight serves c to another site's relay once this relay's fetch of c
+// that is under way ends; with no such fetch, c is not here.
+func (m *Mesh) inFlight(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	m.mu.Lock()
+	f := m.flights[c]
+	m.mu.Unlock()
+	if f == nil {
+		return nil, 0, p2p.ErrNotFound
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, 0, p2p.ErrNotFound
+	}
+	r, n, err := m.cfg.Store.Open(c)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, 0, p2p.ErrNotFound
+	}
+	return r, n, err
 }

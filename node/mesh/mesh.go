@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
@@ -75,8 +76,10 @@ type Config struct {
 	// is sent the list at once: see MembersChanged.)
 	ReannounceInterval time.Duration
 	// UpstreamConcurrency bounds the relay's fetches from outside the
-	// site. The WAN link is the bottleneck, so more in flight would not be
-	// faster; fewer means less half-fetched data is lost when a relay dies.
+	// site (default 4). All of them share the site's WAN cap; a fetch
+	// from another site's relay, or from a busy origin, runs below the
+	// WAN rate, so with several in flight the link stays full. Fewer
+	// means less half-fetched data is lost when a relay dies.
 	UpstreamConcurrency int
 	// RelayGiveUp is how long the site's relays may keep failing before a
 	// node fetches straight from the coordinator (a relay death is
@@ -140,6 +143,7 @@ type Mesh struct {
 	greet   []string         // newcomers waiting for it
 
 	upSem          chan struct{} // upstream fetch slots
+	siteServe      chan struct{} // a relay's uploads to its own site
 	relayFailSince atomic.Int64  // unix ns of the first relay failure since the last success; 0 = none
 }
 
@@ -169,7 +173,7 @@ func New(cfg Config) (*Mesh, error) {
 		cfg.AnnounceInterval = 200 * time.Millisecond
 	}
 	if cfg.UpstreamConcurrency == 0 {
-		cfg.UpstreamConcurrency = 2
+		cfg.UpstreamConcurrency = 4
 	}
 	if cfg.RelayGiveUp == 0 {
 		cfg.RelayGiveUp = 30 * time.Second
@@ -186,7 +190,8 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, log: cfg.Logger,
 		dir: map[cid.Cid]map[peer.ID]struct{}{}, sources: map[peer.ID]*source{}, flights: map[cid.Cid]*flight{},
-		upSem: make(chan struct{}, max(cfg.UpstreamConcurrency, 1)),
+		upSem:     make(chan struct{}, max(cfg.UpstreamConcurrency, 1)),
+		siteServe: make(chan struct{}, relaySiteServes),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -499,20 +504,55 @@ func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
 		out = append(out, p)
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	score := func(p peer.ID) (int, float64) {
+	// Relays come last: their uplinks carry the site's WAN traffic and
+	// the first copy of each fragment into the site.
+	// Then peers this node is connected to: a new connection costs a
+	// handshake, and a member dialling every peer of a big site makes
+	// the site's connections grow with the square of its size.
+	net := m.cfg.Host.Network()
+	type key struct {
+		relay, unconnected bool
+		inflight           int
+		ewma               float64
+	}
+	keys := make(map[peer.ID]key, len(out))
+	for _, p := range out {
+		k := key{relay: len(out) > 1 && m.isRelay(p), unconnected: net.Connectedness(p) != network.Connected}
 		if s := m.sources[p]; s != nil {
-			return s.inflight, s.ewma
+			k.inflight, k.ewma = s.inflight, s.ewma
 		}
-		return 0, 0
+		keys[p] = k
+	}
+	less := func(a, b key) bool {
+		switch {
+		case a.relay != b.relay:
+			return !a.relay
+		case a.unconnected != b.unconnected:
+			return !a.unconnected
+		case a.inflight != b.inflight:
+			return a.inflight < b.inflight
+		}
+		return a.ewma > b.ewma
 	}
 	for i := 1; i < len(out); i++ { // insertion sort: lists are short
 		for j := i; j > 0; j-- {
-			li, ei := score(out[j])
-			lj, ej := score(out[j-1])
-			if li < lj || li == lj && ei > ej {
+			if less(keys[out[j]], keys[out[j-1]]) {
 				out[j], out[j-1] = out[j-1], out[j]
 			}
 		}
 	}
 	return out
+}
+
+// isRelay reports whether p is one of the site's relays now.
+func (m *Mesh) isRelay(p peer.ID) bool {
+	if m.cfg.Members == nil {
+		return false
+	}
+	for _, r := range m.cfg.Members.Relays() {
+		if id, err := p2p.DecodePeerID(r); err == nil && id == p {
+			return true
+		}
+	}
+	return false
 }

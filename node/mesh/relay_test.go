@@ -1,7 +1,9 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -240,5 +242,161 @@ func TestBusyOriginSendsRelayToAnotherSite(t *testing.T) {
 	}
 	if s, hs := q.Stats(), h.Stats(); s.FromUpstreamAsRelay != 1 || hs.FromUpstreamAsRelay != 0 || origin.served.Load() != 1 {
 		t.Fatalf("q %+v, h %+v, origin served %d: want q from the origin once, h never pulling for q", s, hs, origin.served.Load())
+	}
+}
+
+func TestRelayServesMembersAFewAtATime(t *testing.T) {
+	t.Parallel()
+	co, hr, hr2, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	member := hm.ID()
+	fs := &fakeSite{self: true, relays: []string{hr.ID().String(), hr2.ID().String()},
+		members: []string{hr.ID().String(), hr2.ID().String(), member.String()}}
+	m, err := New(Config{Host: hr, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("fragment the relay holds")
+	c := core.FragmentCID(data)
+	if err := m.cfg.Store.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	open := func(from peer.ID) (io.ReadCloser, error) {
+		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), from), c)
+		return r, err
+	}
+	var held []io.ReadCloser
+	for range relaySiteServes {
+		r, err := open(member)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	if _, err := open(member); !errors.Is(err, p2p.ErrBusy) {
+		t.Fatalf("a member's request with every slot taken = %v, want ErrBusy", err)
+	}
+	// The site's other relay, the coordinator and other sites' relays do
+	// not wait for member slots.
+	for _, p := range []peer.ID{hr2.ID(), co.ID()} {
+		r, err := open(p)
+		if err != nil {
+			t.Fatalf("request of %s with member slots taken: %v", p, err)
+		}
+		_ = r.Close()
+	}
+	_ = held[0].Close()
+	_ = held[0].Close() // a second Close frees nothing more
+	r, err := open(member)
+	if err != nil {
+		t.Fatalf("a member's request after a slot freed: %v", err)
+	}
+	if _, err := open(member); !errors.Is(err, p2p.ErrBusy) {
+		t.Fatalf("double Close freed two slots: %v", err)
+	}
+	_ = r.Close()
+	for _, r := range held[1:] {
+		_ = r.Close()
+	}
+}
+
+// gate is an origin whose uploads wait until it is opened.
+type gate struct {
+	countingSource
+	open chan struct{}
+}
+
+func (g *gate) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	return g.countingSource.OpenFragment(ctx, c)
+}
+
+// asked counts the requests a source has begun to answer.
+type asked struct {
+	p2p.FragmentSource
+	n atomic.Int64
+}
+
+func (a *asked) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	a.n.Add(1)
+	return a.FragmentSource.OpenFragment(ctx, c)
+}
+
+func TestRelayAnswersAnotherSiteOnceItsFetchEnds(t *testing.T) {
+	t.Parallel()
+	co, hh, hq := loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(co, hh, hq)
+	data := []byte("fragment on its way to relay h")
+	c := core.FragmentCID(data)
+	origin := &gate{countingSource: countingSource{store: cache.NewMemory(0)}, open: make(chan struct{})}
+	if err := origin.store.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2p.ServeFragments(co, p2p.FragmentServerConfig{Source: origin}); err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeSite{self: true, relays: []string{hh.ID().String()}, members: []string{hh.ID().String()}}
+	h, err := New(Config{Host: hh, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &asked{FragmentSource: h}
+	if err := p2p.ServeFragments(hh, p2p.FragmentServerConfig{Source: src}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hDone := make(chan error, 1)
+	go func() { _, err := h.Fetch(ctx, c, 1<<20); hDone <- err }()
+	// Relay q of another site, sent to h by the origin, asks while h's
+	// own fetch waits at the origin.
+	qGot := make(chan error, 1)
+	go func() {
+		got, err := p2p.FetchFragment(ctx, hq, hh.ID(), c, 1<<20)
+		if err == nil && !bytes.Equal(got, data) {
+			err = fmt.Errorf("got %q", got)
+		}
+		qGot <- err
+	}()
+	for src.n.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("q's request never reached h")
+		case <-time.After(5 * time.Millisecond): // polling interval
+		}
+	}
+	close(origin.open)
+	if err := <-hDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-qGot; err != nil {
+		t.Fatalf("q's fetch from h during h's fetch: %v", err)
+	}
+	if got := origin.served.Load(); got != 1 {
+		t.Fatalf("origin served %d times, want 1 (q got h's copy)", got)
+	}
+}
+
+func TestMembersAskPeersBeforeRelays(t *testing.T) {
+	t.Parallel()
+	self, hr, hp := loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	fs := &fakeSite{relays: []string{hr.ID().String()},
+		members: []string{self.ID().String(), hr.ID().String(), hp.ID().String()}}
+	m, err := New(Config{Host: self, Coordinator: hr.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := core.FragmentCID([]byte("held by a relay and a peer"))
+	m.mu.Lock()
+	m.dir[c] = map[peer.ID]struct{}{hr.ID(): {}, hp.ID(): {}}
+	m.sources[hr.ID()] = &source{ewma: 1e9} // the relay is the fastest so far
+	m.mu.Unlock()
+	for range 20 { // the order of equal peers is shuffled
+		if got := m.peersWith(c, map[peer.ID]bool{}); len(got) != 2 || got[0] != hp.ID() || got[1] != hr.ID() {
+			t.Fatalf("peersWith = %v, want the peer %s before the relay %s", got, hp.ID(), hr.ID())
+		}
 	}
 }
