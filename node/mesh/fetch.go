@@ -383,7 +383,9 @@ func (m *Mesh) store(c cid.Cid, data []byte) error {
 // OpenFragment serves this node's cache to site peers; a relay asked for a
 // fragment it lacks pulls it through from upstream first.
 func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
-	if !m.IsRelay() {
+	if !m.IsRelay() || m.cfg.Strategy != StrategyMesh {
+		// Without peer swarming (the relay strategy) members have no
+		// one else to ask: the relay serves them all.
 		return m.open(ctx, c)
 	}
 	if req := p2p.Requester(ctx); req == "" || req == m.cfg.Coordinator || !m.alive()[req] || m.isRelay(req) {

@@ -400,3 +400,26 @@ func TestMembersAskPeersBeforeRelays(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayStrategyServesEveryMember(t *testing.T) {
+	t.Parallel()
+	co, hr, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	fs := &fakeSite{self: true, relays: []string{hr.ID().String()}, members: []string{hr.ID().String(), hm.ID().String()}}
+	m, err := New(Config{Host: hr, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard, Strategy: StrategyRelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("fragment for every member")
+	c := core.FragmentCID(data)
+	if err := m.cfg.Store.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	// Without peer swarming members have nobody else to ask: no slots.
+	for i := range relaySiteServes + 2 {
+		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), hm.ID()), c)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		defer r.Close()
+	}
+}
