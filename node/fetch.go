@@ -149,15 +149,13 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 		}
 	}
 	pick := &picker{left: wants, maxPulls: n.cfg.FetchConcurrency, avail: n.mesh.AvailableNow, freed: make(chan struct{}, 1)}
-	if n.cfg.Strategy == "mesh" && !n.cfg.NoGossip && n.SiteMembers() > 1 && !n.IsRelay() {
-		// A member pulls at most one fragment the site does not have
-		// yet (through the relay) and takes what is already in the site
-		// first. That keeps the relay's upstream queue short and made of
-		// what members asked for, so what it fetched is copied into the
-		// site at once and a relay that dies takes little with it. A
-		// relay pulls for itself as many as it fetches at once (its
-		// upstream slots bound them): it needs every fragment, and a
-		// WAN link left idle is time lost for the whole site.
+	if n.cfg.Strategy == "mesh" && !n.cfg.NoGossip && n.SiteMembers() > 1 {
+		// Pull at most one fragment the site does not have yet (a node
+		// through the relay, the relay from upstream for itself); take
+		// what is already in the site first. That keeps the relay's
+		// upstream queue short and made of what members asked for, so
+		// what it fetched is copied into the site at once and a relay
+		// that dies takes little with it.
 		pick.maxPulls = 1
 	}
 	var (

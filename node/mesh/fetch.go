@@ -23,7 +23,7 @@ const maxAttempts = 12
 
 // relaySiteServes bounds a relay's uploads to its own site's members at
 // once, so its uplink keeps room for other sites' relays.
-const relaySiteServes = 2
+const relaySiteServes = 4
 
 // relayRetryWait is the longest a node waits for a new source after its
 // site's relays failed a fragment, before trying them again.
