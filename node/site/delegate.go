@@ -14,8 +14,15 @@ var (
 
 func (d *delegate) NodeMeta(limit int) []byte { return d.m.nodeMeta(limit) }
 func (d *delegate) NotifyMsg(b []byte)        { d.m.receive(b) }
+
+// GetBroadcasts fills a gossip packet with broadcasts first, then with
+// advisory gossip in the room left.
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.m.queue.GetBroadcasts(overhead, limit)
+	msgs := d.m.queue.GetBroadcasts(overhead, limit)
+	for _, b := range msgs {
+		limit -= overhead + len(b)
+	}
+	return append(msgs, d.m.advice.GetBroadcasts(overhead, limit)...)
 }
 func (d *delegate) LocalState(bool) []byte          { return nil }
 func (d *delegate) MergeRemoteState([]byte, bool)   {}

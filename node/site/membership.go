@@ -39,8 +39,9 @@ type Membership struct {
 	cfg       Config
 	log       *slog.Logger
 	ml        atomic.Pointer[memberlist.Memberlist]
-	queue     *memberlist.TransmitLimitedQueue
-	gossipMax int // frames up to this size also go out by gossip
+	queue     *memberlist.TransmitLimitedQueue // broadcasts' gossip copies
+	advice    *memberlist.TransmitLimitedQueue // Gossip's advisory messages
+	gossipMax int                              // frames up to this size also go out by gossip
 	site      string
 
 	mu       sync.Mutex
@@ -105,6 +106,11 @@ func Join(cfg Config, seeds []string) (*Membership, error) {
 		return nil, err
 	}
 	m.queue = &memberlist.TransmitLimitedQueue{NumNodes: m.numNodes, RetransmitMult: mc.RetransmitMult}
+	// Advisory gossip is passed on RetransmitMult times by each member,
+	// whatever the site's size (memberlist's queue scales its limit with
+	// log10 of the member count; 9 members or fewer give exactly 1×).
+	m.advice = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return min(m.numNodes(), 9) },
+		RetransmitMult: mc.RetransmitMult}
 	// Room left in a gossip packet after memberlist's headers, encryption
 	// and label.
 	m.gossipMax = mc.UDPBufferSize - 128 - len(mc.Label)

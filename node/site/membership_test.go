@@ -319,3 +319,56 @@ func TestJoinRejectsBadConfig(t *testing.T) {
 		t.Fatalf("no keyring: %v", err)
 	}
 }
+
+func TestAdviceGoesOnItsOwnQueue(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, peerID(0), "s", newKey(t), 10, "127.0.0.1:1")
+	m := n.m
+	if err := m.Gossip([]byte("advice")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Broadcast([]byte("order")); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := m.advice.NumQueued(), m.queue.NumQueued(); a != 1 || b != 1 {
+		t.Fatalf("queued: advice %d, broadcasts %d; want 1 and 1", a, b)
+	}
+	// Advice from another member is delivered once and passed on, on the
+	// advice queue.
+	other := &Membership{cfg: Config{Name: peerID(1)}}
+	f, _ := other.frame(kindAdvice, []byte("their advice"))
+	m.receive(f)
+	m.receive(f)
+	if r := n.receive(t); r.from != peerID(1) || r.msg != "their advice" {
+		t.Fatalf("got %q from %s", r.msg, r.from)
+	}
+	if a, b := m.advice.NumQueued(), m.queue.NumQueued(); a != 2 || b != 1 {
+		t.Fatalf("after receiving advice: advice %d, broadcasts %d queued; want 2 and 1", a, b)
+	}
+	// A packet takes broadcasts first; advice gets the room left.
+	msgs := (&delegate{m: m}).GetBroadcasts(2, 1400)
+	if len(msgs) != 3 || msgs[0][0] != kindBroadcast || msgs[1][0] != kindAdvice {
+		t.Fatalf("packet: %d messages, kinds %v", len(msgs), kinds(msgs))
+	}
+	if got := (&delegate{m: m}).GetBroadcasts(2, len(msgs[0])+2); len(got) != 1 || got[0][0] != kindBroadcast {
+		t.Fatalf("a packet with room for one: kinds %v, want the broadcast", kinds(got))
+	}
+	// However big the site, each member passes advice on RetransmitMult
+	// times (memberlist's limit is mult × ceil(log10(n+1))).
+	if got := m.advice.NumNodes(); got > 9 {
+		t.Fatalf("advice queue counts %d nodes, want at most 9", got)
+	}
+	select {
+	case r := <-n.msgs:
+		t.Fatalf("advice delivered twice: %q", r.msg)
+	default:
+	}
+}
+
+func kinds(msgs [][]byte) []byte {
+	var out []byte
+	for _, b := range msgs {
+		out = append(out, b[0])
+	}
+	return out
+}

@@ -17,8 +17,12 @@ const (
 	kindDirect    = 1
 	kindBroadcast = 2 // a broadcast's gossip copy: receivers pass it on
 	kindReliable  = 3 // a broadcast's TCP copy: receivers do not
-	frameMaxHead  = 1 + 8 + binary.MaxVarintLen64 + maxNodeIDLen
-	maxQueued     = 256 // gossip broadcasts kept queued at most
+	// kindAdvice is a Gossip message: receivers pass it on, fewer times
+	// than a broadcast. (Nodes older than this kind drop it as a bad
+	// header; advice is repeated and optional, so they only miss it.)
+	kindAdvice   = 4
+	frameMaxHead = 1 + 8 + binary.MaxVarintLen64 + maxNodeIDLen
+	maxQueued    = 256 // gossip broadcasts kept queued at most
 )
 
 type inbound struct {
@@ -36,7 +40,7 @@ func (m *Membership) frame(kind byte, msg []byte) ([]byte, uint64) {
 }
 
 func parseFrame(b []byte) (kind byte, id uint64, from string, msg []byte, err error) {
-	if len(b) < 10 || b[0] < kindDirect || b[0] > kindReliable {
+	if len(b) < 10 || b[0] < kindDirect || b[0] > kindAdvice {
 		return 0, 0, "", nil, errors.New("bad header")
 	}
 	kind, id = b[0], binary.BigEndian.Uint64(b[1:9])
@@ -114,17 +118,21 @@ func (m *Membership) Broadcast(msg []byte) error {
 // memberlist's gossip packets (a few per interval, whatever the number of
 // messages), so it is cheap, but it takes a few gossip rounds to spread and
 // may miss a member; use it for advice that is repeated, such as which
-// fragments a node has. A message too big for a gossip packet goes out as
-// a Broadcast.
+// fragments a node has. Each member passes it on RetransmitMult times,
+// whatever the site's size (a broadcast's gossip copy scales with the log
+// of it), and it gets only the room broadcasts leave in a packet. A
+// message too big for a gossip packet goes out as a Broadcast.
 func (m *Membership) Gossip(msg []byte) error {
 	if err := m.sendable(msg); err != nil {
 		return err
 	}
-	f, id := m.frame(kindBroadcast, msg)
+	f, id := m.frame(kindAdvice, msg)
 	if len(f) > m.gossipMax {
 		return m.Broadcast(msg)
 	}
-	m.queueGossip(f, id)
+	m.seen.add(m.cfg.Name, id)
+	m.advice.QueueBroadcast(gossip(f))
+	m.advice.Prune(maxQueued)
 	return nil
 }
 
@@ -169,13 +177,13 @@ func (m *Membership) receive(b []byte) {
 		m.drop("too large", len(b))
 		return
 	}
-	if kind == kindBroadcast || kind == kindReliable {
+	if kind != kindDirect {
 		if !m.seen.add(from, id) {
 			return
 		}
-		if kind == kindBroadcast && len(b) <= m.gossipMax {
-			m.queue.QueueBroadcast(gossip(append([]byte(nil), b...)))
-			m.queue.Prune(maxQueued)
+		if q := m.passOn(kind); q != nil && len(b) <= m.gossipMax {
+			q.QueueBroadcast(gossip(append([]byte(nil), b...)))
+			q.Prune(maxQueued)
 		}
 	}
 	select {
@@ -183,6 +191,18 @@ func (m *Membership) receive(b []byte) {
 	default:
 		m.drop("OnMessage queue full", len(b))
 	}
+}
+
+// passOn is the queue a received frame of kind is gossiped on from, or nil
+// when receivers do not pass it on.
+func (m *Membership) passOn(kind byte) *memberlist.TransmitLimitedQueue {
+	switch kind {
+	case kindBroadcast:
+		return m.queue
+	case kindAdvice:
+		return m.advice
+	}
+	return nil
 }
 
 func (m *Membership) drop(why string, size int) {
