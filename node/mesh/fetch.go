@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
@@ -309,7 +310,7 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		}
 	}
 	if via != "" {
-		data, err := m.fetchFrom(ctx, via, c, maxSize, nil)
+		data, err := m.viaRelay(ctx, via, c, maxSize)
 		if err == nil {
 			m.count(kindRelay)
 			return m.store(c, data)
@@ -370,6 +371,36 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		m.log.Debug("relay: upstream fetch failed", "cid", c, "attempt", attempt, "err", err)
 	}
 	return fmt.Errorf("mesh: relay pull of %s from upstream: %w", c, err)
+}
+
+// viaRetries are the waits before asking the fragment's relay again after
+// it could not be reached: a busy host can miss a dial timeout, and going
+// upstream instead sends the fragment over the WAN a second time.
+var viaRetries = []time.Duration{250 * time.Millisecond, time.Second}
+
+// viaRelay fetches c through relay via, the one rendezvous hashing gives
+// it to. When via cannot be reached it asks again (see viaRetries) while
+// via is still c's relay, clearing libp2p's dial backoff for it first.
+func (m *Mesh) viaRelay(ctx context.Context, via peer.ID, c cid.Cid, maxSize int64) ([]byte, error) {
+	data, err := m.fetchFrom(ctx, via, c, maxSize, nil)
+	for _, wait := range viaRetries {
+		if err == nil || errors.Is(err, p2p.ErrNotFound) || errors.Is(err, core.ErrDigestMismatch) ||
+			m.assigned(c) != via || m.banned(via, time.Now()) {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if sw, ok := m.cfg.Host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			sw.Backoff().Clear(via)
+		}
+		data, err = m.fetchFrom(ctx, via, c, maxSize, nil)
+	}
+	return data, err
 }
 
 func (m *Mesh) store(c cid.Cid, data []byte) error {

@@ -423,3 +423,55 @@ func TestRelayStrategyServesEveryMember(t *testing.T) {
 		defer r.Close()
 	}
 }
+
+// flaky fails its first n requests, then serves its source.
+type flaky struct {
+	p2p.FragmentSource
+	left atomic.Int64
+}
+
+func (f *flaky) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {
+	if f.left.Add(-1) >= 0 {
+		return nil, 0, errors.New("momentarily unable")
+	}
+	return f.FragmentSource.OpenFragment(ctx, c)
+}
+
+func TestRelayAsksTheFragmentsRelayAgainBeforeTheWAN(t *testing.T) {
+	// Not parallel: it shortens viaRetries.
+	saved := viaRetries
+	viaRetries = []time.Duration{time.Millisecond, time.Millisecond}
+	defer func() { viaRetries = saved }()
+	both := []int{0, 1}
+	rs := newRelaySite(t, [][]int{both, both})
+	c := rs.fragment(t, func(c cid.Cid) bool { return rs.assigned(c, both) == 1 })
+	// Relay 1, which c is assigned to, fails its first two requests.
+	h1 := rs.relays[1].cfg.Host
+	src := &flaky{FragmentSource: rs.relays[1]}
+	src.left.Store(2)
+	h1.RemoveStreamHandler(p2p.FragmentProtocol)
+	h1.RemoveStreamHandler(p2p.FragmentProtocolRedirect)
+	if err := p2p.ServeFragments(h1, p2p.FragmentServerConfig{Source: src}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := rs.relays[0].Fetch(ctx, c, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.origin.served.Load(); got != 1 {
+		t.Fatalf("origin served %d times, want 1 (relay 0 should not go upstream itself)", got)
+	}
+	if s0 := rs.relays[0].Stats(); s0.FromRelay != 1 || s0.FromUpstreamAsRelay != 0 {
+		t.Fatalf("relay 0 %+v: want the fragment through relay 1", s0)
+	}
+	// With the retries spent, relay 0 goes upstream itself.
+	c2 := rs.fragment(t, func(x cid.Cid) bool { return x != c && rs.assigned(x, both) == 1 })
+	src.left.Store(3)
+	if _, err := rs.relays[0].Fetch(ctx, c2, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if s0 := rs.relays[0].Stats(); s0.FromUpstreamAsRelay != 1 {
+		t.Fatalf("relay 0 %+v: want one upstream pull once relay 1 kept failing", s0)
+	}
+}
