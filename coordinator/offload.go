@@ -26,7 +26,7 @@ import (
 // get it there asks the origin again without following redirects.
 
 const (
-	defaultRedirectBusy = 5
+	defaultRedirectBusy = 4
 	// redirectWait is the longest a relay's request waits at a busy
 	// origin for a free upload slot or a holder in another site.
 	redirectWait     = 5 * time.Second
