@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -25,6 +26,10 @@ const maxAttempts = 12
 // relaySiteServes bounds a relay's uploads to its own site's members at
 // once, so its uplink keeps room for other sites' relays.
 const relaySiteServes = 4
+
+// relaySiteServesShared is relaySiteServes while the relay uploads to
+// another site's relay: that stream is a whole site's WAN feed.
+const relaySiteServesShared = 2
 
 // relayRetryWait is the longest a node waits for a new source after its
 // site's relays failed a fragment, before trying them again.
@@ -419,16 +424,30 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		// one else to ask: the relay serves them all.
 		return m.open(ctx, c)
 	}
-	if req := p2p.Requester(ctx); req == "" || req == m.cfg.Coordinator || !m.alive()[req] || m.isRelay(req) {
+	req := p2p.Requester(ctx)
+	if req == "" || req == m.cfg.Coordinator || m.isRelay(req) {
 		return m.open(ctx, c)
+	}
+	if !m.alive()[req] {
+		// Another site's relay, sent here by the origin.
+		r, n, err := m.open(ctx, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		m.otherServes.Add(1)
+		return &countedReader{ReadCloser: r, n: &m.otherServes}, n, nil
 	}
 	// A relay's uplink is its site's way out to other sites and the first
 	// copy of each fragment into the site: members (not the site's other
-	// relays) get at most relaySiteServes uploads at once. One asking for
-	// a fragment the relay holds is told it is busy (it asks a peer, or
-	// waits for one to have it); one the relay pulled through for waits
-	// its turn.
+	// relays) get at most relaySiteServes uploads at once, and
+	// relaySiteServesShared while another site's relay is downloading
+	// from it. One asking for a fragment the relay holds is told it is
+	// busy (it asks a peer, or waits for one to have it); one the relay
+	// pulled through for waits its turn.
 	if has, _ := m.cfg.Store.Has(c); has {
+		if m.otherServes.Load() > 0 && len(m.siteServe) >= relaySiteServesShared {
+			return nil, 0, p2p.ErrBusy
+		}
 		select {
 		case m.siteServe <- struct{}{}:
 		default:
@@ -455,6 +474,18 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		return nil, 0, ctx.Err()
 	}
 	return &slotReader{ReadCloser: r, slot: m.siteServe}, n, nil
+}
+
+// countedReader decrements n once when closed.
+type countedReader struct {
+	io.ReadCloser
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (r *countedReader) Close() error {
+	r.once.Do(func() { r.n.Add(-1) })
+	return r.ReadCloser.Close()
 }
 
 // slotReader gives its serve slot back when closed.

@@ -144,6 +144,7 @@ type Mesh struct {
 
 	upSem          chan struct{} // upstream fetch slots
 	siteServe      chan struct{} // a relay's uploads to its own site
+	otherServes    atomic.Int64  // a relay's uploads to other sites' relays
 	relayFailSince atomic.Int64  // unix ns of the first relay failure since the last success; 0 = none
 }
 

@@ -297,6 +297,33 @@ func TestRelayServesMembersAFewAtATime(t *testing.T) {
 	for _, r := range held[1:] {
 		_ = r.Close()
 	}
+	// While another site's relay downloads from it, members get fewer.
+	other := loopbackHost(t).ID()
+	ro, err := open(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held = held[:0]
+	for range relaySiteServesShared {
+		r, err := open(member)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	if _, err := open(member); !errors.Is(err, p2p.ErrBusy) {
+		t.Fatalf("a member's request while another site downloads, %d slots taken = %v, want ErrBusy", relaySiteServesShared, err)
+	}
+	_ = ro.Close()
+	_ = ro.Close()
+	if r, err := open(member); err != nil {
+		t.Fatalf("a member's request once the other site is done: %v", err)
+	} else {
+		_ = r.Close()
+	}
+	for _, r := range held {
+		_ = r.Close()
+	}
 }
 
 // gate is an origin whose uploads wait until it is opened.
