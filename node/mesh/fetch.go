@@ -162,13 +162,25 @@ func (m *Mesh) next(c cid.Cid, tried map[peer.ID]bool) (peer.ID, sourceKind) {
 	return "", 0
 }
 
+// noRelayGrace is how long a node must have seen no relay in its site
+// before it fetches straight from the coordinator: under load a member
+// can lose sight of its relays for a moment (suspected, re-elected), and
+// going around them then sends fragments over the WAN again.
+const noRelayGrace = 2 * time.Second
+
 // mayBypassRelays reports whether a node may fetch straight from the
-// coordinator: when its site has no relay (or it sees no site), or the
-// relays have kept failing for RelayGiveUp.
+// coordinator: when it sees no site, when its site has had no relay for
+// noRelayGrace, or when the relays have kept failing for RelayGiveUp.
 func (m *Mesh) mayBypassRelays() bool {
-	if m.cfg.Members == nil || m.cfg.Strategy == StrategyDirect || len(m.cfg.Members.Relays()) == 0 {
+	if m.cfg.Members == nil || m.cfg.Strategy == StrategyDirect {
 		return true
 	}
+	if len(m.cfg.Members.Relays()) == 0 {
+		now := time.Now().UnixNano()
+		m.noRelaySince.CompareAndSwap(0, now)
+		return time.Duration(now-m.noRelaySince.Load()) >= noRelayGrace
+	}
+	m.noRelaySince.Store(0)
 	// Every relay caught sending bytes that do not match their CID: the
 	// site cannot be trusted to relay, so go upstream at once.
 	allBanned, now := true, time.Now()

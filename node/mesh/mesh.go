@@ -146,6 +146,7 @@ type Mesh struct {
 	siteServe      chan struct{} // a relay's uploads to its own site
 	otherServes    atomic.Int64  // a relay's uploads to other sites' relays
 	relayFailSince atomic.Int64  // unix ns of the first relay failure since the last success; 0 = none
+	noRelaySince   atomic.Int64  // unix ns since which the site has shown no relay; 0 = it has one
 }
 
 // Stats count where this node's fragments came from.

@@ -159,13 +159,24 @@ func TestRelayBypass(t *testing.T) {
 	t.Parallel()
 	fs := &fakeSite{}
 	m, ids := newTestMesh(t, fs)
+	// A site seen without relays for a moment is waited for; one without
+	// relays for noRelayGrace is bypassed.
+	if m.mayBypassRelays() {
+		t.Fatal("bypassed the relays the moment none was seen")
+	}
+	m.noRelaySince.Store(time.Now().Add(-noRelayGrace).UnixNano())
 	if !m.mayBypassRelays() {
-		t.Fatal("a site without relays must fetch from the coordinator")
+		t.Fatal("a site without relays for noRelayGrace must fetch from the coordinator")
 	}
 	fs.relays = []string{ids[1].String()}
 	if m.mayBypassRelays() {
 		t.Fatal("bypassed a healthy relay")
 	}
+	fs.relays = nil
+	if m.mayBypassRelays() {
+		t.Fatal("a relay seen again restarts the grace")
+	}
+	fs.relays = []string{ids[1].String()}
 	m.relayFailSince.Store(1) // failing since 1970
 	if !m.mayBypassRelays() {
 		t.Fatal("a relay failing for longer than RelayGiveUp is not bypassed")
