@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -437,7 +437,7 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		return m.open(ctx, c)
 	}
 	req := p2p.Requester(ctx)
-	if req == "" || req == m.cfg.Coordinator || m.isRelay(req) {
+	if req == "" || req == m.cfg.Coordinator || slices.Contains(m.relayIDs(), req) {
 		return m.open(ctx, c)
 	}
 	if !m.alive()[req] {
@@ -447,7 +447,7 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 			return nil, 0, err
 		}
 		m.otherServes.Add(1)
-		return &countedReader{ReadCloser: r, n: &m.otherServes}, n, nil
+		return onClose(r, func() { m.otherServes.Add(-1) }), n, nil
 	}
 	// A relay's uplink is its site's way out to other sites and the first
 	// copy of each fragment into the site: members (not the site's other
@@ -467,13 +467,13 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		}
 		r, n, err := m.cfg.Store.Open(c)
 		if err != nil {
-			<-m.siteServe
+			m.freeSiteServe()
 			if errors.Is(err, cache.ErrNotFound) {
 				err = p2p.ErrNotFound
 			}
 			return nil, 0, err
 		}
-		return &slotReader{ReadCloser: r, slot: m.siteServe}, n, nil
+		return onClose(r, m.freeSiteServe), n, nil
 	}
 	r, n, err := m.open(ctx, c)
 	if err != nil {
@@ -485,31 +485,25 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		_ = r.Close()
 		return nil, 0, ctx.Err()
 	}
-	return &slotReader{ReadCloser: r, slot: m.siteServe}, n, nil
+	return onClose(r, m.freeSiteServe), n, nil
 }
 
-// countedReader decrements n once when closed.
-type countedReader struct {
+func (m *Mesh) freeSiteServe() { <-m.siteServe }
+
+// closer runs release once, when the reader is first closed.
+type closer struct {
 	io.ReadCloser
-	n    *atomic.Int64
-	once sync.Once
+	release func()
+	once    sync.Once
 }
 
-func (r *countedReader) Close() error {
-	r.once.Do(func() { r.n.Add(-1) })
-	return r.ReadCloser.Close()
+func onClose(r io.ReadCloser, release func()) io.ReadCloser {
+	return &closer{ReadCloser: r, release: release}
 }
 
-// slotReader gives its serve slot back when closed.
-type slotReader struct {
-	io.ReadCloser
-	slot chan struct{}
-	once sync.Once
-}
-
-func (r *slotReader) Close() error {
-	r.once.Do(func() { <-r.slot })
-	return r.ReadCloser.Close()
+func (c *closer) Close() error {
+	c.once.Do(c.release)
+	return c.ReadCloser.Close()
 }
 
 func (m *Mesh) open(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error) {

@@ -517,9 +517,13 @@ func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
 		inflight           int
 		ewma               float64
 	}
+	var relays []peer.ID
+	if len(out) > 1 {
+		relays = m.relayIDs()
+	}
 	keys := make(map[peer.ID]key, len(out))
 	for _, p := range out {
-		k := key{relay: len(out) > 1 && m.isRelay(p), unconnected: net.Connectedness(p) != network.Connected}
+		k := key{relay: slices.Contains(relays, p), unconnected: net.Connectedness(p) != network.Connected}
 		if s := m.sources[p]; s != nil {
 			k.inflight, k.ewma = s.inflight, s.ewma
 		}
@@ -546,15 +550,16 @@ func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
 	return out
 }
 
-// isRelay reports whether p is one of the site's relays now.
-func (m *Mesh) isRelay(p peer.ID) bool {
+// relayIDs lists the site's relays now.
+func (m *Mesh) relayIDs() []peer.ID {
 	if m.cfg.Members == nil {
-		return false
+		return nil
 	}
+	var out []peer.ID
 	for _, r := range m.cfg.Members.Relays() {
-		if id, err := p2p.DecodePeerID(r); err == nil && id == p {
-			return true
+		if id, err := p2p.DecodePeerID(r); err == nil {
+			out = append(out, id)
 		}
 	}
-	return false
+	return out
 }

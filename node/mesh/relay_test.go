@@ -251,15 +251,8 @@ func TestRelayServesMembersAFewAtATime(t *testing.T) {
 	member := hm.ID()
 	fs := &fakeSite{self: true, relays: []string{hr.ID().String(), hr2.ID().String()},
 		members: []string{hr.ID().String(), hr2.ID().String(), member.String()}}
-	m, err := New(Config{Host: hr, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := []byte("fragment the relay holds")
-	c := core.FragmentCID(data)
-	if err := m.cfg.Store.Put(c, data); err != nil {
-		t.Fatal(err)
-	}
+	m := newMesh(t, hr, co.ID(), fs, StrategyMesh)
+	c := hold(t, m, []byte("fragment the relay holds"))
 	open := func(from peer.ID) (io.ReadCloser, error) {
 		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), from), c)
 		return r, err
@@ -366,10 +359,7 @@ func TestRelayAnswersAnotherSiteOnceItsFetchEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := &fakeSite{self: true, relays: []string{hh.ID().String()}, members: []string{hh.ID().String()}}
-	h, err := New(Config{Host: hh, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newMesh(t, hh, co.ID(), fs, StrategyMesh)
 	src := &asked{FragmentSource: h}
 	if err := p2p.ServeFragments(hh, p2p.FragmentServerConfig{Source: src}); err != nil {
 		t.Fatal(err)
@@ -412,10 +402,7 @@ func TestMembersAskPeersBeforeRelays(t *testing.T) {
 	self, hr, hp := loopbackHost(t), loopbackHost(t), loopbackHost(t)
 	fs := &fakeSite{relays: []string{hr.ID().String()},
 		members: []string{self.ID().String(), hr.ID().String(), hp.ID().String()}}
-	m, err := New(Config{Host: self, Coordinator: hr.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMesh(t, self, hr.ID(), fs, StrategyMesh)
 	c := core.FragmentCID([]byte("held by a relay and a peer"))
 	m.mu.Lock()
 	m.dir[c] = map[peer.ID]struct{}{hr.ID(): {}, hp.ID(): {}}
@@ -432,15 +419,8 @@ func TestRelayStrategyServesEveryMember(t *testing.T) {
 	t.Parallel()
 	co, hr, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t)
 	fs := &fakeSite{self: true, relays: []string{hr.ID().String()}, members: []string{hr.ID().String(), hm.ID().String()}}
-	m, err := New(Config{Host: hr, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: fs, Logger: discard, Strategy: StrategyRelay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := []byte("fragment for every member")
-	c := core.FragmentCID(data)
-	if err := m.cfg.Store.Put(c, data); err != nil {
-		t.Fatal(err)
-	}
+	m := newMesh(t, hr, co.ID(), fs, StrategyRelay)
+	c := hold(t, m, []byte("fragment for every member"))
 	// Without peer swarming members have nobody else to ask: no slots.
 	for i := range relaySiteServes + 2 {
 		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), hm.ID()), c)
@@ -501,4 +481,24 @@ func TestRelayAsksTheFragmentsRelayAgainBeforeTheWAN(t *testing.T) {
 	if s0 := rs.relays[0].Stats(); s0.FromUpstreamAsRelay != 1 {
 		t.Fatalf("relay 0 %+v: want one upstream pull once relay 1 kept failing", s0)
 	}
+}
+
+// newMesh is a mesh on h with an in-memory store.
+func newMesh(t *testing.T, h host.Host, coord peer.ID, fs *fakeSite, strategy string) *Mesh {
+	t.Helper()
+	m, err := New(Config{Host: h, Coordinator: coord, Store: cache.NewMemory(0), Members: fs, Logger: discard, Strategy: strategy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// hold stores data in m's cache and returns its CID.
+func hold(t *testing.T, m *Mesh, data []byte) cid.Cid {
+	t.Helper()
+	c := core.FragmentCID(data)
+	if err := m.cfg.Store.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -130,9 +130,7 @@ func (m *Membership) Gossip(msg []byte) error {
 	if len(f) > m.gossipMax {
 		return m.Broadcast(msg)
 	}
-	m.seen.add(m.cfg.Name, id)
-	m.advice.QueueBroadcast(gossip(f))
-	m.advice.Prune(maxQueued)
+	m.queueGossip(f, id)
 	return nil
 }
 
@@ -147,12 +145,17 @@ func (m *Membership) sendable(msg []byte) error {
 	return nil
 }
 
-// queueGossip queues this node's broadcast frame f for gossip, marked seen
-// so that its copies coming back are not delivered.
+// queueGossip queues this node's frame f (a broadcast's or advice) for
+// gossip, marked seen so that its copies coming back are not delivered.
 func (m *Membership) queueGossip(f []byte, id uint64) {
 	m.seen.add(m.cfg.Name, id)
-	m.queue.QueueBroadcast(gossip(f))
-	m.queue.Prune(maxQueued)
+	push(m.passOn(f[0]), f)
+}
+
+// push queues frame f on q, keeping q to maxQueued frames.
+func push(q *memberlist.TransmitLimitedQueue, f []byte) {
+	q.QueueBroadcast(gossip(f))
+	q.Prune(maxQueued)
 }
 
 // GossipLimit is the largest message Gossip sends as gossip.
@@ -182,8 +185,7 @@ func (m *Membership) receive(b []byte) {
 			return
 		}
 		if q := m.passOn(kind); q != nil && len(b) <= m.gossipMax {
-			q.QueueBroadcast(gossip(append([]byte(nil), b...)))
-			q.Prune(maxQueued)
+			push(q, append([]byte(nil), b...))
 		}
 	}
 	select {
