@@ -24,7 +24,7 @@ func (a *app) simCommand() *cli.Command {
 			{
 				Name:      "run",
 				Usage:     "run a scenario file and report per strategy",
-				UsageText: "relaymesh sim run FILE [--strategy mesh|relay|direct]... [--out DIR]",
+				UsageText: "relaymesh sim run FILE [--strategy mesh|relay|direct]... [--out DIR] [--timeline FILE]",
 				Description: "Runs the real coordinator and nodes in one process over a shaped network, once per " +
 					"strategy, and prints a table. With --out, also writes DIR/report.json, DIR/cdf.svg and " +
 					"DIR/wan.svg. Scenarios live in simulations/scenarios/.",
@@ -32,6 +32,7 @@ func (a *app) simCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "strategy", Usage: "strategy to run (repeatable); default: the scenario's list"},
 					&cli.StringFlag{Name: "out", Usage: "directory for report.json and the SVG plots"},
 					&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the whole run to `FILE` (go tool pprof reads it)"},
+					&cli.StringFlag{Name: "timeline", Usage: "write a CSV to `FILE`: per node, when its download began, when it had the manifest, each fragment and the whole package"},
 				},
 				Action: a.simRun,
 			},
@@ -39,7 +40,7 @@ func (a *app) simCommand() *cli.Command {
 	}
 }
 
-func (a *app) simRun(c *cli.Context) error {
+func (a *app) simRun(c *cli.Context) (err error) {
 	if c.NArg() != 1 {
 		return usageErrorf("sim run: give one scenario file, e.g. simulations/scenarios/bench-4x8.yaml")
 	}
@@ -58,6 +59,20 @@ func (a *app) simRun(c *cli.Context) error {
 		defer stop()
 	}
 	opts := simulations.Options{Strategies: c.StringSlice("strategy"), Logger: a.quietLog()}
+	if path := c.String("timeline"); path != "" {
+		f, ferr := os.Create(path)
+		if ferr != nil {
+			return usageErrorf("--timeline: %w (give a writable file path)", ferr)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("--timeline: %w", cerr)
+			}
+		}()
+		if opts.Timeline, ferr = simulations.NewTimelineWriter(f); ferr != nil {
+			return ferr
+		}
+	}
 	if !a.quiet && a.isTerminal(a.stderr) {
 		p := &simProgress{a: a}
 		opts.Progress = p.update

@@ -1,9 +1,14 @@
 package simulations
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"log/slog"
+	"math"
 	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -40,7 +45,12 @@ func TestTinyMesh(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, sc, Options{Logger: testLogger(t), TempDir: t.TempDir()})
+	var tl bytes.Buffer
+	tw, err := NewTimelineWriter(&tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(ctx, sc, Options{Logger: testLogger(t), TempDir: t.TempDir(), Timeline: tw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,5 +69,74 @@ func TestTinyMesh(t *testing.T) {
 	}
 	if r.TLast <= 0 || r.TStar <= 0 {
 		t.Errorf("t_last %v T* %v", r.TLast, r.TStar)
+	}
+	checkTimeline(t, tl.Bytes(), r, 8)
+}
+
+// checkTimeline checks a timeline file against its run: per node one
+// start, one manifest, every fragment once and one done row, in that
+// order of time; the done rows are the report's completion times.
+func checkTimeline(t *testing.T, file []byte, r Result, frags int) {
+	t.Helper()
+	rows, err := csv.NewReader(bytes.NewReader(file)).ReadAll()
+	if err != nil || len(rows) == 0 || !slices.Equal(rows[0], TimelineHeader) {
+		t.Fatalf("timeline: %v, %q", err, file)
+	}
+	type seen struct {
+		start, manifest, done float64
+		frags                 map[string]float64
+	}
+	nodes := map[string]*seen{}
+	var done []float64
+	last := 0.0
+	for _, row := range rows[1:] {
+		ts, err := strconv.ParseFloat(row[6], 64)
+		if err != nil || row[0] != r.Strategy || ts < last {
+			t.Fatalf("timeline row %q: %v (previous time %v)", row, err, last)
+		}
+		last = ts
+		n := nodes[row[1]]
+		if n == nil {
+			n = &seen{start: -1, manifest: -1, done: -1, frags: map[string]float64{}}
+			nodes[row[1]] = n
+		}
+		switch row[4] {
+		case "start":
+			n.start = ts
+		case "manifest":
+			n.manifest = ts
+		case "fragment":
+			if _, dup := n.frags[row[5]]; dup {
+				t.Errorf("%s: fragment %s twice", row[1], row[5])
+			}
+			n.frags[row[5]] = ts
+		case "done":
+			n.done = ts
+			done = append(done, ts)
+		default:
+			t.Errorf("unknown event %q", row[4])
+		}
+	}
+	if len(nodes) != r.Nodes {
+		t.Errorf("timeline has %d nodes, want %d", len(nodes), r.Nodes)
+	}
+	for name, n := range nodes {
+		if n.start < 0 || n.manifest < n.start || len(n.frags) != frags || n.done < n.manifest {
+			t.Errorf("%s: start %v manifest %v fragments %d done %v", name, n.start, n.manifest, len(n.frags), n.done)
+		}
+		for f, ts := range n.frags {
+			if ts > n.done+0.001 {
+				t.Errorf("%s: fragment %s at %v, after done at %v", name, f, ts, n.done)
+			}
+		}
+	}
+	if len(done) != len(r.CompletionS) {
+		t.Fatalf("done rows %v, completions %v", done, r.CompletionS)
+	}
+	for i := range done {
+		if math.Abs(done[i]-r.CompletionS[i]) > 0.001 {
+			t.Errorf("done rows %v, completions %v", done, r.CompletionS)
+			break
+		}
 	}
 }

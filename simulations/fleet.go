@@ -12,7 +12,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/node"
 	"github.com/relaymesh/relaymesh/simulations/memnet"
@@ -27,7 +26,7 @@ type simNode struct {
 	up, down   float64 // scaled bytes/s, after heterogeneity
 	cfg        node.Config
 	inst       *checkInstaller
-	store      *cache.Memory
+	store      *timedStore
 	tr         *memnet.Transport
 	late       bool // started by a late-join fault
 
@@ -212,7 +211,7 @@ func (f *fleet) configure(n *simNode, dir string) {
 		// One relay per site, however big: the LanGuard/BigFix way.
 		c.RelaysPerSite = f.sc.Sites.Nodes + 1
 	}
-	n.store = cache.NewMemory(0)
+	n.store = newTimedStore()
 	c.Store = n.store
 	n.inst = &checkInstaller{store: n.store}
 	c.Installer = n.inst

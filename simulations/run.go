@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -24,6 +25,10 @@ type Options struct {
 	Progress func(strategy string, done, total int)
 	// TempDir is where node directories go; "" means os.TempDir().
 	TempDir string
+	// Timeline, when set, receives every strategy's per-node timeline
+	// rows (see NewTimelineWriter): when each node's download began, when
+	// it had the manifest, each fragment and the whole package.
+	Timeline *csv.Writer
 }
 
 // Run runs the scenario once per strategy, each on a fresh fleet, and
@@ -111,6 +116,14 @@ func runStrategy(ctx context.Context, sc *Scenario, strategy string, opts Option
 		res.Error = err.Error()
 	}
 	f.collect(&res, d.ID, t0, before, rec.Manifest.Size)
+	if opts.Timeline != nil {
+		pkg, perr := core.ParseCID(rec.ID)
+		if perr != nil {
+			res.Error = perr.Error()
+		} else if terr := f.writeTimeline(opts.Timeline, pkg, rec.Manifest, t0); terr != nil && res.Error == "" {
+			res.Error = terr.Error()
+		}
+	}
 	return res
 }
 
