@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaymesh/relaymesh/core"
 )
@@ -239,4 +240,53 @@ func TestMarkSeq(t *testing.T) {
 	if n.Watermark != 5 || len(n.Above) != 1 || n.Above[0] != 7 || n.seenSeq(6) {
 		t.Errorf("watermark %d above %v", n.Watermark, n.Above)
 	}
+}
+
+// The byte meter asks whether a peer is enrolled on every stream read and
+// write: the answer must not wait for the state lock (a status write
+// held it and stalled the origin's uploads), and it must hold for nodes
+// enrolled now and nodes loaded from disk.
+func TestEnrolledWithoutStateLock(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(TestConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.CreateToken(TokenRequest{Site: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := newBenchNodes(t, 2)
+	if _, err := c.Enroll(nodes[0].pid, &core.EnrollRequest{Token: tok.Token}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(c *Coordinator) {
+		t.Helper()
+		c.st.mu.Lock()
+		defer c.st.mu.Unlock()
+		got := make(chan [2]bool, 1)
+		go func() { got <- [2]bool{c.enrolled(nodes[0].pid), c.enrolled(nodes[1].pid)} }()
+		select {
+		case g := <-got:
+			if !g[0] || g[1] {
+				t.Errorf("enrolled: node 0 %v (want true), node 1 %v (want false)", g[0], g[1])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("enrolled waited for the state lock")
+		}
+	}
+	check(c)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Open(TestConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check(c)
 }

@@ -65,6 +65,7 @@ func addNodes(tb testing.TB, c *Coordinator, nodes []benchNode, sites int) {
 	}
 	for i, r := range recs {
 		c.st.nodes[r.ID] = r
+		c.st.known.Store(r.ID, struct{}{})
 		c.st.pubkeys[r.ID] = nodes[i].key.Public().(ed25519.PublicKey)
 	}
 }

@@ -276,9 +276,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func (c *Coordinator) enrolled(p peer.ID) bool {
-	c.st.mu.RLock()
-	defer c.st.mu.RUnlock()
-	_, ok := c.st.nodes[p.String()]
+	_, ok := c.st.known.Load(p.String())
 	return ok
 }
 

@@ -40,6 +40,7 @@ func offloadFleet(t *testing.T, busy int, nodes map[string]struct {
 		ids[name] = id
 		c.st.nodes[id.String()] = &NodeRecord{ID: id.String(), Name: name, Site: n.site, Relay: n.relay,
 			Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, FirstSeen: now, LastSeen: now}
+		c.st.known.Store(id.String(), struct{}{})
 	}
 	c.st.mu.Unlock()
 	return c, ids

@@ -71,6 +71,7 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 		return nil, err
 	}
 	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
+	c.st.known.Store(id, struct{}{})
 	c.log.Info("node enrolled", "node", id, "name", n.Name, "site", n.Site)
 	keys := make([][]byte, len(c.gossipKeys))
 	copy(keys, c.gossipKeys)
@@ -175,6 +176,11 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		c.st.savedSeen[node] = now
 	}
 	c.st.nodes[node] = &cp
+	c.st.mu.Unlock()
+	// The answer only reads: under the read lock, so a thousand nodes'
+	// heartbeats do not queue the origin's uploads and other readers.
+	c.st.mu.RLock()
+	defer c.st.mu.RUnlock()
 	resp := &core.SyncResponse{Orders: c.ordersForLocked(node, req.AfterSeq, false)}
 	// Members go out only to a node that sees fewer than are alive (it is
 	// alone, or part of its site formed apart): at a thousand nodes the
@@ -182,7 +188,6 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	if req.SeenMembers == 0 || req.SeenMembers < c.aliveInSiteLocked(cp.Site, now) {
 		resp.SiteMembers = c.siteMembersLocked(cp.Site, node, now)
 	}
-	c.st.mu.Unlock()
 	return resp, nil
 }
 

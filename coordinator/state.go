@@ -46,6 +46,11 @@ type state struct {
 	// savedSeen is the last-seen time last written per node, so heartbeats
 	// are persisted about once a minute, not on every sync.
 	savedSeen map[string]time.Time
+	// known holds the ID of every node in nodes (nodes are never
+	// removed), read without mu: the byte meter asks on every stream read
+	// and write, and waiting for mu there stalled the origin's uploads
+	// behind every status write.
+	known sync.Map
 }
 
 type kvPair struct {
@@ -125,6 +130,7 @@ func loadState(kv cache.KV) (*state, error) {
 				return err
 			}
 			s.nodes[n.ID], s.pubkeys[n.ID] = &n, pub
+			s.known.Store(n.ID, struct{}{})
 			return nil
 		}),
 		scan(keyToken, func(_ string, v []byte) error {
