@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
@@ -31,6 +33,24 @@ func TestMeshFetchOncePerSite(t *testing.T) {
 		sites[s] = c.addSite(s, 5, nil)
 	}
 	c.waitSites(sites, 90*time.Second)
+	// Members connect to their relays when they see them, not when the
+	// first deployment makes every member of a site dial at once.
+	eventually(t, 30*time.Second, "members connected to their relays", func() (bool, string) {
+		for _, ns := range sites {
+			for _, n := range ns {
+				for _, r := range n.n.Relays() {
+					id, err := peer.Decode(r)
+					if err != nil {
+						return false, err.Error()
+					}
+					if id != n.n.ID() && n.n.Host().Network().Connectedness(id) != network.Connected {
+						return false, n.name + " is not connected to relay " + r
+					}
+				}
+			}
+		}
+		return true, ""
+	})
 
 	// 1. One package to all 15 nodes.
 	rec, markers := c.publish("app", pkgSize)

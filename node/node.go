@@ -57,14 +57,15 @@ type Node struct {
 	install  *slots          // the install slot
 
 	// The site: see sitewire.go.
-	meter     *p2p.Meter // every stream byte, by peer class
-	fragMeter *p2p.Meter // fragment payload only
-	mesh      *mesh.Mesh
-	members   atomic.Pointer[site.Membership]
-	started   int64
-	wasRelay  atomic.Bool
-	siteMu    sync.Mutex
-	sitePeers map[peer.ID]bool
+	meter      *p2p.Meter // every stream byte, by peer class
+	fragMeter  *p2p.Meter // fragment payload only
+	mesh       *mesh.Mesh
+	members    atomic.Pointer[site.Membership]
+	started    int64
+	wasRelay   atomic.Bool
+	siteMu     sync.Mutex
+	sitePeers  map[peer.ID]bool
+	relayConns relayConns
 
 	syncKick chan struct{}
 	lost     atomic.Bool // the coordinator connection was lost

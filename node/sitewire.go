@@ -180,6 +180,9 @@ func (n *Node) onSiteChange() {
 		n.siteMu.Unlock()
 	}
 	n.mesh.MembersChanged()
+	if n.cfg.Strategy != mesh.StrategyDirect {
+		n.keepRelaysConnected(m.Relays())
+	}
 	if relay := m.IsRelay(); relay != n.wasRelay.Swap(relay) {
 		n.log.Info("relay role changed", "relay", relay, "relays", m.Relays())
 		signal(n.syncKick) // the coordinator learns the role on sync
