@@ -57,6 +57,7 @@ func (n *Node) manifest(ctx context.Context, c cid.Cid) (*core.Manifest, error) 
 	if err := n.store.Put(c, data); err != nil {
 		return nil, fmt.Errorf("node: cache manifest %s: %w", c, err)
 	}
+	n.mesh.Have(c) // site peers may ask this node for it, not only the relay
 	return m, nil
 }
 

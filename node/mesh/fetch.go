@@ -35,6 +35,18 @@ const relaySiteServesShared = 2
 // site's relays failed a fragment, before trying them again.
 const relayRetryWait = 2 * time.Second
 
+// busyRetry is how long a node waits after a relay said busy before it
+// asks again (sooner when a peer announces the fragment); after maxBusy
+// busy answers in one fetch they count as failed attempts.
+const (
+	busyRetry = 250 * time.Millisecond
+	maxBusy   = 80
+)
+
+// smallServe: a relay serves objects up to this size (manifests) outside
+// its serve slots; they cost its uplink nothing worth queueing for.
+const smallServe = 16 << 10
+
 // Fetch gets fragment c (at most maxSize bytes), verified, from the best
 // source: site peers that have it, then the site's relay (which pulls it
 // through from upstream once for the whole site), then the coordinator.
@@ -45,6 +57,7 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 	var (
 		lastErr    error
 		relayFails time.Time // this fetch's first relay failure
+		busy       int       // busy answers from relays
 	)
 	for attempts := 0; attempts < maxAttempts; {
 		if m.IsRelay() {
@@ -80,6 +93,16 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 			return data, nil
 		}
 		lastErr = err
+		if kind == kindRelay && errors.Is(err, p2p.ErrBusy) && busy < maxBusy {
+			// The relay's serve slots are taken: not a failure. Ask a
+			// peer that gets c meanwhile, or the relay again shortly;
+			// waiting relayRetryWait here left members seconds behind.
+			busy++
+			attempts--
+			m.waitBusy(ctx, c, tried)
+			delete(tried, src)
+			continue
+		}
 		if kind == kindRelay && !errors.Is(err, p2p.ErrBusy) {
 			now := time.Now()
 			m.relayFailSince.CompareAndSwap(0, now.UnixNano())
@@ -92,6 +115,26 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 	m.stats.Failed++
 	m.mu.Unlock()
 	return nil, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
+}
+
+// waitBusy waits busyRetry, or less when a site peer not tried yet
+// announces c, or until ctx ends.
+func (m *Mesh) waitBusy(ctx context.Context, c cid.Cid, tried map[peer.ID]bool) {
+	t := time.NewTimer(busyRetry)
+	defer t.Stop()
+	for {
+		changed := m.HaveChanged()
+		if len(m.peersWith(c, tried)) > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-changed:
+		}
+	}
 }
 
 // waitForSource waits, at most relayRetryWait, until a source not tried
@@ -454,30 +497,27 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 	// relays) get at most relaySiteServes uploads at once, and
 	// relaySiteServesShared while another site's relay is downloading
 	// from it. One asking for a fragment the relay holds is told it is
-	// busy (it asks a peer, or waits for one to have it); one the relay
-	// pulled through for waits its turn.
-	if has, _ := m.cfg.Store.Has(c); has {
+	// busy (it asks a peer, or asks again shortly); one the relay pulled
+	// through for waits its turn. Small objects (manifests) need no slot.
+	if r, n, err := m.cfg.Store.Open(c); err == nil {
+		if n <= smallServe {
+			return r, n, nil
+		}
 		if m.otherServes.Load() > 0 && len(m.siteServe) >= relaySiteServesShared {
-			return nil, 0, p2p.ErrBusy
+			return m.busyAnswer(r)
 		}
 		select {
 		case m.siteServe <- struct{}{}:
 		default:
-			return nil, 0, p2p.ErrBusy
-		}
-		r, n, err := m.cfg.Store.Open(c)
-		if err != nil {
-			m.freeSiteServe()
-			if errors.Is(err, cache.ErrNotFound) {
-				err = p2p.ErrNotFound
-			}
-			return nil, 0, err
+			return m.busyAnswer(r)
 		}
 		return onClose(r, m.freeSiteServe), n, nil
+	} else if !errors.Is(err, cache.ErrNotFound) {
+		return nil, 0, err
 	}
 	r, n, err := m.open(ctx, c)
-	if err != nil {
-		return nil, 0, err
+	if err != nil || n <= smallServe {
+		return r, n, err
 	}
 	select {
 	case m.siteServe <- struct{}{}:
@@ -489,6 +529,15 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 }
 
 func (m *Mesh) freeSiteServe() { <-m.siteServe }
+
+// busyAnswer closes r and tells the member the relay is busy.
+func (m *Mesh) busyAnswer(r io.ReadCloser) (io.ReadCloser, int64, error) {
+	_ = r.Close()
+	m.mu.Lock()
+	m.stats.BusyAnswers++
+	m.mu.Unlock()
+	return nil, 0, p2p.ErrBusy
+}
 
 // closer runs release once, when the reader is first closed.
 type closer struct {

@@ -156,6 +156,9 @@ type Stats struct {
 	// relay, sent there by a busy origin.
 	FromOtherSites  int
 	Corrupt, Failed int
+	// BusyAnswers counts requests of members this relay answered busy
+	// (every serve slot taken).
+	BusyAnswers int
 }
 
 type flight struct {

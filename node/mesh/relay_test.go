@@ -17,6 +17,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/node/site"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -252,7 +253,8 @@ func TestRelayServesMembersAFewAtATime(t *testing.T) {
 	fs := &fakeSite{self: true, relays: []string{hr.ID().String(), hr2.ID().String()},
 		members: []string{hr.ID().String(), hr2.ID().String(), member.String()}}
 	m := newMesh(t, hr, co.ID(), fs, StrategyMesh)
-	c := hold(t, m, []byte("fragment the relay holds"))
+	c := hold(t, m, bytes.Repeat([]byte("fragment the relay holds "), 2*smallServe/25))
+	small := hold(t, m, []byte("a manifest"))
 	open := func(from peer.ID) (io.ReadCloser, error) {
 		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), from), c)
 		return r, err
@@ -267,6 +269,15 @@ func TestRelayServesMembersAFewAtATime(t *testing.T) {
 	}
 	if _, err := open(member); !errors.Is(err, p2p.ErrBusy) {
 		t.Fatalf("a member's request with every slot taken = %v, want ErrBusy", err)
+	}
+	if s := m.Stats(); s.BusyAnswers != 1 {
+		t.Fatalf("stats %+v: want 1 busy answer", s)
+	}
+	// A manifest-sized object needs no slot.
+	if r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), member), small); err != nil {
+		t.Fatalf("a small object with every slot taken: %v", err)
+	} else {
+		_ = r.Close()
 	}
 	// The site's other relay, the coordinator and other sites' relays do
 	// not wait for member slots.
@@ -501,4 +512,54 @@ func hold(t *testing.T, m *Mesh, data []byte) cid.Cid {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A member told busy by its relay asks again shortly, and busy answers do
+// not use up its attempts: it gets the fragment once a slot frees, after
+// more busy answers than a fetch has attempts.
+func TestBusyRelayIsAskedAgain(t *testing.T) {
+	t.Parallel()
+	co, hr, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(co, hr, hm)
+	ids := []string{hr.ID().String(), hm.ID().String()}
+	relay := newMesh(t, hr, co.ID(), &fakeSite{self: true, relays: ids[:1], members: ids}, StrategyMesh)
+	member := newMesh(t, hm, co.ID(), &fakeSite{relays: ids[:1], members: ids}, StrategyMesh)
+	if err := p2p.ServeFragments(hr, p2p.FragmentServerConfig{Source: relay}); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 2*smallServe)
+	c := hold(t, relay, data)
+	var held []io.ReadCloser
+	for range relaySiteServes {
+		r, _, err := relay.OpenFragment(p2p.WithRequester(context.Background(), hm.ID()), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		data []byte
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		b, err := member.Fetch(ctx, c, 1<<20)
+		got <- result{b, err}
+	}()
+	poll.Until(t, 30*time.Second, 10*time.Millisecond, "busy answers beyond maxAttempts", func() (bool, string) {
+		n := relay.Stats().BusyAnswers
+		return n > maxAttempts, fmt.Sprintf("%d busy answers", n)
+	})
+	for _, r := range held {
+		_ = r.Close()
+	}
+	r := <-got
+	if r.err != nil || !bytes.Equal(r.data, data) {
+		t.Fatalf("fetch after the relay's slots freed: %v", r.err)
+	}
+	if s := member.Stats(); s.FromRelay != 1 || s.Failed != 0 {
+		t.Fatalf("member %+v: want the fragment from the relay, no failure", s)
+	}
 }
