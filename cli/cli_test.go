@@ -144,6 +144,7 @@ func TestUnknownCommandAndFlag(t *testing.T) {
 		{[]string{"--log-level", "loud", "package", "inspect", "x"}, []string{`--log-level "loud"`}},
 		{[]string{"sim", "run"}, []string{"give one scenario file"}},
 		{[]string{"sim", "run", "../simulations/scenarios/bench-4x8.yaml", "--cpuprofile", "/nonexistent/dir/cpu.prof"}, []string{"--cpuprofile", "/nonexistent/dir"}},
+		{[]string{"sim", "run", "../simulations/scenarios/bench-4x8.yaml", "--timeline", "../go.mod/t.csv"}, []string{"--timeline", "go.mod", "writable file path"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

@@ -60,7 +60,7 @@ func (a *app) simRun(c *cli.Context) (err error) {
 	}
 	opts := simulations.Options{Strategies: c.StringSlice("strategy"), Logger: a.quietLog()}
 	if path := c.String("timeline"); path != "" {
-		f, ferr := os.Create(path)
+		f, ferr := createFile(path)
 		if ferr != nil {
 			return usageErrorf("--timeline: %w (give a writable file path)", ferr)
 		}
@@ -147,4 +147,12 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}, nil
+}
+
+// createFile creates path, and its directory when missing.
+func createFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(path)
 }
