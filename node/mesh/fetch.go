@@ -58,6 +58,7 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		lastErr    error
 		relayFails time.Time // this fetch's first relay failure
 		busy       int       // busy answers from relays
+		busyRelays = map[peer.ID]bool{}
 	)
 	for attempts := 0; attempts < maxAttempts; {
 		if m.IsRelay() {
@@ -94,13 +95,20 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		}
 		lastErr = err
 		if kind == kindRelay && errors.Is(err, p2p.ErrBusy) && busy < maxBusy {
-			// The relay's serve slots are taken: not a failure. Ask a
-			// peer that gets c meanwhile, or the relay again shortly;
-			// waiting relayRetryWait here left members seconds behind.
+			// The relay's serve slots are taken: not a failure. Ask
+			// another relay or a peer that has c, else wait a little
+			// (waiting relayRetryWait here left members seconds behind)
+			// and ask the busy relays again.
 			busy++
 			attempts--
-			m.waitBusy(ctx, c, tried)
-			delete(tried, src)
+			busyRelays[src] = true
+			if !m.untriedSource(c, tried) {
+				m.waitBusy(ctx, c, tried)
+				for r := range busyRelays {
+					delete(tried, r)
+				}
+				clear(busyRelays)
+			}
 			continue
 		}
 		if kind == kindRelay && !errors.Is(err, p2p.ErrBusy) {
@@ -115,6 +123,21 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 	m.stats.Failed++
 	m.mu.Unlock()
 	return nil, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
+}
+
+// untriedSource reports whether a site peer that has c, or a relay, is
+// left to ask.
+func (m *Mesh) untriedSource(c cid.Cid, tried map[peer.ID]bool) bool {
+	if len(m.peersWith(c, tried)) > 0 {
+		return true
+	}
+	now := time.Now()
+	for _, r := range m.relays(c) {
+		if !tried[r] && !m.banned(r, now) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitBusy waits busyRetry, or less when a site peer not tried yet
@@ -149,13 +172,8 @@ func (m *Mesh) waitForSource(ctx context.Context, c cid.Cid, tried map[peer.ID]b
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if now.After(deadline) || m.IsRelay() || m.mayBypassRelays() || len(m.peersWith(c, tried)) > 0 {
+			if now.After(deadline) || m.IsRelay() || m.mayBypassRelays() || m.untriedSource(c, tried) {
 				return
-			}
-			for _, r := range m.relays(c) {
-				if !tried[r] && !m.banned(r, now) {
-					return
-				}
 			}
 		}
 	}
