@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if err := p2p.ServeFragments(n.h, p2p.FragmentServerConfig{
 		Source: n.fragmentSource(), Authorize: n.gater.Allowed, Limiter: lim, Meter: n.fragMeter,
-		Shaper: cfg.Shaper, Logger: log,
+		Shaper: cfg.Shaper, Logger: log, Redirect: n.mesh.Redirect, Served: n.mesh.Served,
 	}); err != nil {
 		return nil, err
 	}

@@ -85,13 +85,33 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		}
 		attempts++
 		tried[src] = true
-		data, err := m.fetchFrom(ctx, src, c, maxSize, nil)
+		var opts []p2p.FetchOption
+		if kind == kindRelay {
+			opts = append(opts, p2p.WithRedirect()) // a busy relay may name peers
+		}
+		data, err := m.fetchFrom(ctx, src, c, maxSize, nil, opts...)
 		if err == nil {
 			m.count(kind)
 			if kind == kindRelay {
 				m.relayFailSince.Store(0)
 			}
 			return data, nil
+		}
+		var rd *p2p.RedirectError
+		if errors.As(err, &rd) {
+			// The relay is busy and names members it just sent c to.
+			for _, ai := range rd.Peers {
+				if tried[ai.ID] || ai.ID == m.cfg.Host.ID() {
+					continue
+				}
+				tried[ai.ID] = true
+				m.cfg.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Minute)
+				if data, err = m.fetchFrom(ctx, ai.ID, c, maxSize, nil); err == nil {
+					m.count(kindPeer)
+					return data, nil
+				}
+			}
+			err = p2p.ErrBusy // nobody named had it: as busy
 		}
 		lastErr = err
 		if kind == kindRelay && errors.Is(err, p2p.ErrBusy) && busy < maxBusy {

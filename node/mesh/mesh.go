@@ -134,7 +134,8 @@ type Mesh struct {
 	dir     map[cid.Cid]map[peer.ID]struct{} // who in the site has what
 	pending []cid.Cid                        // to announce
 	sources map[peer.ID]*source
-	flights map[cid.Cid]*flight // relay pull-through in progress
+	flights map[cid.Cid]*flight   // relay pull-through in progress
+	recent  map[cid.Cid][]peer.ID // a relay's latest downloaders per fragment (tracker.go)
 	stats   Stats
 	known   map[string]bool  // members seen at the last MembersChanged
 	live    map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
@@ -157,8 +158,9 @@ type Stats struct {
 	FromOtherSites  int
 	Corrupt, Failed int
 	// BusyAnswers counts requests of members this relay answered busy
-	// (every serve slot taken).
-	BusyAnswers int
+	// (every serve slot taken); Redirects those it sent to members that
+	// got the fragment from it lately instead.
+	BusyAnswers, Redirects int
 }
 
 type flight struct {

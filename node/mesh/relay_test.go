@@ -563,3 +563,54 @@ func TestBusyRelayIsAskedAgain(t *testing.T) {
 		t.Fatalf("member %+v: want the fragment from the relay, no failure", s)
 	}
 }
+
+// A relay with every serve slot taken names a member it just sent the
+// fragment to, and the asking member fetches it there.
+func TestBusyRelayNamesItsLatestDownloaders(t *testing.T) {
+	t.Parallel()
+	co, hr, hd, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(co, hr, hd, hm)
+	ids := []string{hr.ID().String(), hd.ID().String(), hm.ID().String()}
+	site := func(self bool) *fakeSite { return &fakeSite{self: self, relays: ids[:1], members: ids} }
+	relay := newMesh(t, hr, co.ID(), site(true), StrategyMesh)
+	first := newMesh(t, hd, co.ID(), site(false), StrategyMesh)
+	member := newMesh(t, hm, co.ID(), site(false), StrategyMesh)
+	if err := p2p.ServeFragments(hr, p2p.FragmentServerConfig{Source: relay, Redirect: relay.Redirect, Served: relay.Served}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2p.ServeFragments(hd, p2p.FragmentServerConfig{Source: first}); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("y"), 2*smallServe)
+	c := hold(t, relay, data)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The first member gets it from the relay (slots free: no redirect).
+	b, err := first.Fetch(ctx, c, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.cfg.Store.Put(c, b); err != nil {
+		t.Fatal(err)
+	}
+	if s := first.Stats(); s.FromRelay != 1 {
+		t.Fatalf("first member %+v: want the fragment from the relay", s)
+	}
+	for range relaySiteServes {
+		r, _, err := relay.OpenFragment(p2p.WithRequester(context.Background(), hm.ID()), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+	}
+	if got := relay.Redirect(hd.ID(), c); len(got) != 0 {
+		t.Fatalf("redirect of the only downloader to itself: %v", got)
+	}
+	b, err = member.Fetch(ctx, c, 1<<20)
+	if err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("fetch with the relay's slots taken: %v", err)
+	}
+	if s, rs := member.Stats(), relay.Stats(); s.FromPeers != 1 || s.FromRelay != 0 || rs.Redirects != 1 || rs.BusyAnswers != 0 {
+		t.Fatalf("member %+v, relay %+v: want one redirect and the fragment from the first member", s, rs)
+	}
+}
