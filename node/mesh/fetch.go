@@ -100,12 +100,14 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		var rd *p2p.RedirectError
 		if errors.As(err, &rd) {
 			// The relay is busy and names members it just sent c to.
+			// Only live site members are asked, at the addresses the
+			// site's gossip gave: a relay cannot send members elsewhere.
+			live := m.alive()
 			for _, ai := range rd.Peers {
-				if tried[ai.ID] || ai.ID == m.cfg.Host.ID() {
+				if tried[ai.ID] || ai.ID == m.cfg.Host.ID() || !live[ai.ID] {
 					continue
 				}
 				tried[ai.ID] = true
-				m.cfg.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Minute)
 				if data, err = m.fetchFrom(ctx, ai.ID, c, maxSize, nil); err == nil {
 					m.count(kindPeer)
 					return data, nil

@@ -614,3 +614,44 @@ func TestBusyRelayNamesItsLatestDownloaders(t *testing.T) {
 		t.Fatalf("member %+v, relay %+v: want one redirect and the fragment from the first member", s, rs)
 	}
 }
+
+// A member follows a relay's redirect only to live members of its site:
+// a peer outside the site that the relay names is not asked.
+func TestRedirectToAStrangerIsIgnored(t *testing.T) {
+	t.Parallel()
+	co, hr, hs, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(co, hr, hs, hm)
+	ids := []string{hr.ID().String(), hm.ID().String()}
+	member := newMesh(t, hm, co.ID(), &fakeSite{relays: ids[:1], members: ids}, StrategyMesh)
+	data := bytes.Repeat([]byte("z"), 2*smallServe)
+	relaySrc := &countingSource{store: cache.NewMemory(0)}
+	stranger := &countingSource{store: cache.NewMemory(0)}
+	for _, s := range []*countingSource{relaySrc, stranger} {
+		if err := s.store.Put(core.FragmentCID(data), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var redirected atomic.Int64
+	if err := p2p.ServeFragments(hr, p2p.FragmentServerConfig{Source: relaySrc,
+		Redirect: func(peer.ID, cid.Cid) []peer.AddrInfo {
+			if redirected.Add(1) == 1 {
+				return []peer.AddrInfo{{ID: hs.ID(), Addrs: hs.Addrs()}}
+			}
+			return nil
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2p.ServeFragments(hs, p2p.FragmentServerConfig{Source: stranger}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := member.Fetch(ctx, core.FragmentCID(data), 1<<20)
+	if err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("fetch: %v", err)
+	}
+	if s := member.Stats(); s.FromRelay != 1 || s.FromPeers != 0 || stranger.served.Load() != 0 || redirected.Load() != 2 {
+		t.Fatalf("member %+v, stranger served %d, redirects asked %d: want the relay's copy after one ignored redirect",
+			s, stranger.served.Load(), redirected.Load())
+	}
+}
