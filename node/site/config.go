@@ -78,6 +78,13 @@ type Config struct {
 	// MessageQueue is how many received messages may wait for OnMessage;
 	// more are dropped (and counted).
 	MessageQueue int
+	// AdviceTransmits is how many times each member passes on a Gossip
+	// (advisory) message, whatever the site's size. 2 reaches about 80% of
+	// a site by gossip alone; advice is repeated, and a member that missed
+	// it still gets the fragment from its relay or a peer the relay names.
+	// In bench-20x50, 2 instead of memberlist's RetransmitMult (4 on a LAN)
+	// gave 24.0-33.8 s against 30.7-36.4 s (two runs each).
+	AdviceTransmits int
 	// Compress turns on memberlist's LZW compression of gossip. Off by
 	// default: site gossip is a few hundred bytes per packet on a LAN, and
 	// LZW allocates a fresh table for every packet; in the 1,000-node
@@ -127,6 +134,7 @@ func fromMemberlist(mc *memberlist.Config) Config {
 		Hysteresis:       DefaultHysteresis,
 		MaxMessageSize:   DefaultMaxMessageSize,
 		MessageQueue:     256,
+		AdviceTransmits:  2,
 		TCPTimeout:       mc.TCPTimeout,
 		IndirectChecks:   mc.IndirectChecks,
 		RetransmitMult:   mc.RetransmitMult,
@@ -187,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageSize < 1 {
 		return bad("MaxMessageSize", c.MaxMessageSize, "must be at least 1")
+	}
+	if c.AdviceTransmits < 1 {
+		return bad("AdviceTransmits", c.AdviceTransmits, "must be at least 1")
 	}
 	if c.MessageQueue < 1 {
 		return bad("MessageQueue", c.MessageQueue, "must be at least 1")

@@ -38,6 +38,7 @@ func TestConfigValidate(t *testing.T) {
 		{"MaxRelays", func(c *Config) { c.MaxRelays = 0 }},
 		{"Hysteresis", func(c *Config) { c.Hysteresis = 0.9 }},
 		{"MaxMessageSize", func(c *Config) { c.MaxMessageSize = 0 }},
+		{"AdviceTransmits", func(c *Config) { c.AdviceTransmits = 0 }},
 		{"ProbeTimeout", func(c *Config) { c.ProbeTimeout = c.ProbeInterval }},
 		{"GossipInterval", func(c *Config) { c.GossipInterval = 0 }},
 		{"Label", func(c *Config) { c.Label = strings.Repeat("x", 300) }},

@@ -106,11 +106,11 @@ func Join(cfg Config, seeds []string) (*Membership, error) {
 		return nil, err
 	}
 	m.queue = &memberlist.TransmitLimitedQueue{NumNodes: m.numNodes, RetransmitMult: mc.RetransmitMult}
-	// Advisory gossip is passed on RetransmitMult times by each member,
+	// Advisory gossip is passed on AdviceTransmits times by each member,
 	// whatever the site's size (memberlist's queue scales its limit with
 	// log10 of the member count; 9 members or fewer give exactly 1×).
 	m.advice = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return min(m.numNodes(), 9) },
-		RetransmitMult: mc.RetransmitMult}
+		RetransmitMult: cfg.AdviceTransmits}
 	// Room left in a gossip packet after memberlist's headers, encryption
 	// and label.
 	m.gossipMax = mc.UDPBufferSize - 128 - len(mc.Label)

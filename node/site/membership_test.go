@@ -75,8 +75,10 @@ func startNode(t *testing.T, id, site string, key []byte, bps uint64, seeds ...s
 	cfg := DefaultTestConfig()
 	// Gossip is epidemic: with 5 nodes and the test timings' 3 transmits a
 	// member misses a gossiped message about once in 250. More transmits
-	// make "Gossip reaches everyone" a certainty for the test.
+	// make "Gossip reaches everyone" a certainty for the test (advice
+	// passed on twice, the default, reaches about 80% of a site).
 	cfg.RetransmitMult = 8
+	cfg.AdviceTransmits = 7 // not RetransmitMult: the advice test tells them apart
 	cfg.Name = id
 	cfg.Keyring = [][]byte{key}
 	cfg.Logger = testLogger(t).With("test_node", id)
@@ -353,10 +355,26 @@ func TestAdviceGoesOnItsOwnQueue(t *testing.T) {
 	if got := (&delegate{m: m}).GetBroadcasts(2, len(msgs[0])+2); len(got) != 1 || got[0][0] != kindBroadcast {
 		t.Fatalf("a packet with room for one: kinds %v, want the broadcast", kinds(got))
 	}
-	// However big the site, each member passes advice on RetransmitMult
+	// However big the site, each member passes advice on AdviceTransmits
 	// times (memberlist's limit is mult × ceil(log10(n+1))).
 	if got := m.advice.NumNodes(); got > 9 {
 		t.Fatalf("advice queue counts %d nodes, want at most 9", got)
+	}
+	// Both advice frames went out once in the first packet above; they go
+	// out AdviceTransmits times in all (7 here, see startNode).
+	sent := map[string]int{}
+	for range m.cfg.AdviceTransmits + 2 {
+		for _, b := range m.advice.GetBroadcasts(2, 1400) {
+			sent[string(b)]++
+		}
+	}
+	if len(sent) != 2 {
+		t.Fatalf("advice frames sent again: %d distinct, want 2", len(sent))
+	}
+	for _, k := range sent {
+		if k+1 != m.cfg.AdviceTransmits {
+			t.Fatalf("an advice frame went out %d times, want AdviceTransmits = %d", k+1, m.cfg.AdviceTransmits)
+		}
 	}
 	// The repeated frame was not delivered: the next message is a new one.
 	marker, _ := other.frame(kindAdvice, []byte("marker"))

@@ -118,7 +118,7 @@ func (m *Membership) Broadcast(msg []byte) error {
 // memberlist's gossip packets (a few per interval, whatever the number of
 // messages), so it is cheap, but it takes a few gossip rounds to spread and
 // may miss a member; use it for advice that is repeated, such as which
-// fragments a node has. Each member passes it on RetransmitMult times,
+// fragments a node has. Each member passes it on AdviceTransmits times,
 // whatever the site's size (a broadcast's gossip copy scales with the log
 // of it), and it gets only the room broadcasts leave in a packet. A
 // message too big for a gossip packet goes out as a Broadcast.
