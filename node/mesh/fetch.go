@@ -543,7 +543,7 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 		if n <= smallServe {
 			return r, n, nil
 		}
-		if m.otherServes.Load() > 0 && len(m.siteServe) >= relaySiteServesShared {
+		if m.memberSlotsFull() {
 			return m.busyAnswer(r)
 		}
 		select {
@@ -569,6 +569,14 @@ func (m *Mesh) OpenFragment(ctx context.Context, c cid.Cid) (io.ReadCloser, int6
 }
 
 func (m *Mesh) freeSiteServe() { <-m.siteServe }
+
+// memberSlotsFull reports whether a relay's uploads to its members are at
+// their limit: relaySiteServes, or relaySiteServesShared while another
+// site's relay downloads from it.
+func (m *Mesh) memberSlotsFull() bool {
+	n := len(m.siteServe)
+	return n >= relaySiteServes || (m.otherServes.Load() > 0 && n >= relaySiteServesShared)
+}
 
 // busyAnswer closes r and tells the member the relay is busy.
 func (m *Mesh) busyAnswer(r io.ReadCloser) (io.ReadCloser, int64, error) {

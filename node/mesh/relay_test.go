@@ -259,14 +259,7 @@ func TestRelayServesMembersAFewAtATime(t *testing.T) {
 		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), from), c)
 		return r, err
 	}
-	var held []io.ReadCloser
-	for range relaySiteServes {
-		r, err := open(member)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, r)
-	}
+	held := takeSlots(t, m, member, c, relaySiteServes)
 	if _, err := open(member); !errors.Is(err, p2p.ErrBusy) {
 		t.Fatalf("a member's request with every slot taken = %v, want ErrBusy", err)
 	}
@@ -307,14 +300,7 @@ func TestRelayServesMembersAFewAtATime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held = held[:0]
-	for range relaySiteServesShared {
-		r, err := open(member)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, r)
-	}
+	held = takeSlots(t, m, member, c, relaySiteServesShared)
 	if _, err := open(member); !errors.Is(err, p2p.ErrBusy) {
 		t.Fatalf("a member's request while another site downloads, %d slots taken = %v, want ErrBusy", relaySiteServesShared, err)
 	}
@@ -529,14 +515,7 @@ func TestBusyRelayIsAskedAgain(t *testing.T) {
 	}
 	data := bytes.Repeat([]byte("x"), 2*smallServe)
 	c := hold(t, relay, data)
-	var held []io.ReadCloser
-	for range relaySiteServes {
-		r, _, err := relay.OpenFragment(p2p.WithRequester(context.Background(), hm.ID()), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, r)
-	}
+	held := takeSlots(t, relay, hm.ID(), c, relaySiteServes)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	type result struct {
@@ -596,13 +575,7 @@ func TestBusyRelayNamesItsLatestDownloaders(t *testing.T) {
 	if s := first.Stats(); s.FromRelay != 1 {
 		t.Fatalf("first member %+v: want the fragment from the relay", s)
 	}
-	for range relaySiteServes {
-		r, _, err := relay.OpenFragment(p2p.WithRequester(context.Background(), hm.ID()), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-	}
+	takeSlots(t, relay, hm.ID(), c, relaySiteServes)
 	if got := relay.Redirect(hd.ID(), c); len(got) != 0 {
 		t.Fatalf("redirect of the only downloader to itself: %v", got)
 	}
@@ -654,4 +627,20 @@ func TestRedirectToAStrangerIsIgnored(t *testing.T) {
 		t.Fatalf("member %+v, stranger served %d, redirects asked %d: want the relay's copy after one ignored redirect",
 			s, stranger.served.Load(), redirected.Load())
 	}
+}
+
+// takeSlots opens c on relay m n times as site member from, holding the
+// member serve slots; the readers are closed at the end of the test.
+func takeSlots(t *testing.T, m *Mesh, from peer.ID, c cid.Cid, n int) []io.ReadCloser {
+	t.Helper()
+	var held []io.ReadCloser
+	for range n {
+		r, _, err := m.OpenFragment(p2p.WithRequester(context.Background(), from), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+		t.Cleanup(func() { _ = r.Close() })
+	}
+	return held
 }

@@ -48,12 +48,9 @@ func (m *Mesh) Served(to peer.ID, c cid.Cid) {
 // it sent c to lately (not the asker), picked at random so the askers
 // spread over them. Otherwise nil, and the request is served or told busy.
 func (m *Mesh) Redirect(from peer.ID, c cid.Cid) []peer.AddrInfo {
-	if !m.IsRelay() || m.cfg.Strategy != StrategyMesh || !m.alive()[from] || slices.Contains(m.relayIDs(), from) {
-		return nil
-	}
-	full := len(m.siteServe) >= relaySiteServes ||
-		(m.otherServes.Load() > 0 && len(m.siteServe) >= relaySiteServesShared)
-	if !full {
+	// Cheapest first: this runs on every member request to a relay.
+	if !m.IsRelay() || m.cfg.Strategy != StrategyMesh || !m.memberSlotsFull() ||
+		!m.alive()[from] || slices.Contains(m.relayIDs(), from) {
 		return nil
 	}
 	if has, _ := m.cfg.Store.Has(c); !has {
