@@ -100,11 +100,12 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 		var rd *p2p.RedirectError
 		if errors.As(err, &rd) {
 			// The relay is busy and names members it just sent c to.
-			// Only live site members are asked, at the addresses the
-			// site's gossip gave: a relay cannot send members elsewhere.
-			live := m.alive()
+			// Only live site members this node does not avoid are asked,
+			// at the addresses the site's gossip gave: a relay cannot
+			// send members elsewhere, nor back to a peer caught lying.
+			live, now := m.alive(), time.Now()
 			for _, ai := range rd.Peers {
-				if tried[ai.ID] || ai.ID == m.cfg.Host.ID() || !live[ai.ID] {
+				if tried[ai.ID] || ai.ID == m.cfg.Host.ID() || !live[ai.ID] || m.banned(ai.ID, now) {
 					continue
 				}
 				tried[ai.ID] = true

@@ -588,44 +588,65 @@ func TestBusyRelayNamesItsLatestDownloaders(t *testing.T) {
 	}
 }
 
-// A member follows a relay's redirect only to live members of its site:
-// a peer outside the site that the relay names is not asked.
-func TestRedirectToAStrangerIsIgnored(t *testing.T) {
+// A member follows a relay's redirect only to live members of its site
+// that it does not avoid: a peer outside the site, or a member it caught
+// sending bad bytes, is not asked even when the relay names it.
+func TestRedirectOnlyToTrustedMembers(t *testing.T) {
 	t.Parallel()
-	co, hr, hs, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
-	introduce(co, hr, hs, hm)
-	ids := []string{hr.ID().String(), hm.ID().String()}
-	member := newMesh(t, hm, co.ID(), &fakeSite{relays: ids[:1], members: ids}, StrategyMesh)
-	data := bytes.Repeat([]byte("z"), 2*smallServe)
-	relaySrc := &countingSource{store: cache.NewMemory(0)}
-	stranger := &countingSource{store: cache.NewMemory(0)}
-	for _, s := range []*countingSource{relaySrc, stranger} {
-		if err := s.store.Put(core.FragmentCID(data), data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var redirected atomic.Int64
-	if err := p2p.ServeFragments(hr, p2p.FragmentServerConfig{Source: relaySrc,
-		Redirect: func(peer.ID, cid.Cid) []peer.AddrInfo {
-			if redirected.Add(1) == 1 {
-				return []peer.AddrInfo{{ID: hs.ID(), Addrs: hs.Addrs()}}
+	for _, tc := range []struct {
+		name   string
+		member bool // the named peer is a site member
+		banned bool // the member caught it sending bad bytes
+	}{
+		{"stranger", false, false},
+		{"banned member", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			co, hr, hs, hm := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
+			introduce(co, hr, hs, hm)
+			ids := []string{hr.ID().String(), hm.ID().String()}
+			if tc.member {
+				ids = append(ids, hs.ID().String())
 			}
-			return nil
-		}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := p2p.ServeFragments(hs, p2p.FragmentServerConfig{Source: stranger}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := member.Fetch(ctx, core.FragmentCID(data), 1<<20)
-	if err != nil || !bytes.Equal(b, data) {
-		t.Fatalf("fetch: %v", err)
-	}
-	if s := member.Stats(); s.FromRelay != 1 || s.FromPeers != 0 || stranger.served.Load() != 0 || redirected.Load() != 2 {
-		t.Fatalf("member %+v, stranger served %d, redirects asked %d: want the relay's copy after one ignored redirect",
-			s, stranger.served.Load(), redirected.Load())
+			member := newMesh(t, hm, co.ID(), &fakeSite{relays: ids[:1], members: ids}, StrategyMesh)
+			if tc.banned {
+				member.mu.Lock()
+				member.sources[hs.ID()] = &source{banned: time.Now().Add(time.Hour)}
+				member.mu.Unlock()
+			}
+			data := bytes.Repeat([]byte("z"), 2*smallServe)
+			relaySrc := &countingSource{store: cache.NewMemory(0)}
+			named := &countingSource{store: cache.NewMemory(0)}
+			for _, s := range []*countingSource{relaySrc, named} {
+				if err := s.store.Put(core.FragmentCID(data), data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var redirected atomic.Int64
+			if err := p2p.ServeFragments(hr, p2p.FragmentServerConfig{Source: relaySrc,
+				Redirect: func(peer.ID, cid.Cid) []peer.AddrInfo {
+					if redirected.Add(1) == 1 {
+						return []peer.AddrInfo{{ID: hs.ID(), Addrs: hs.Addrs()}}
+					}
+					return nil
+				}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := p2p.ServeFragments(hs, p2p.FragmentServerConfig{Source: named}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			b, err := member.Fetch(ctx, core.FragmentCID(data), 1<<20)
+			if err != nil || !bytes.Equal(b, data) {
+				t.Fatalf("fetch: %v", err)
+			}
+			if s := member.Stats(); s.FromRelay != 1 || s.FromPeers != 0 || named.served.Load() != 0 || redirected.Load() != 2 {
+				t.Fatalf("member %+v, named peer served %d, redirects asked %d: want the relay's copy after one ignored redirect",
+					s, named.served.Load(), redirected.Load())
+			}
+		})
 	}
 }
 
