@@ -219,6 +219,10 @@ func (a *app) nodesCommand() *cli.Command {
 					fmt.Fprintf(w, "ID\t%s\nName\t%s\nSite\t%s\nTags\t%s\nAlive\t%v\nRelay\t%v\nOS/arch\t%s/%s\nVersion\t%s\nAddresses\t%s\nGossip\t%s\nFirst seen\t%s\nLast seen\t%s\n",
 						n.ID, n.Name, n.Site, strings.Join(n.Tags, ","), n.Alive, n.Relay, n.OS, n.Arch, n.Version,
 						strings.Join(n.Addrs, " "), n.GossipAddr, n.FirstSeen.Format(time.RFC3339), ago(n.LastSeen))
+					if len(n.UnreachableBy) > 0 {
+						fmt.Fprintf(w, "Warning\t%d site peers cannot connect to it at %s (%s): check its listen/advertise settings and firewall\n",
+							len(n.UnreachableBy), strings.Join(n.Addrs, " "), strings.Join(n.UnreachableBy, ", "))
+					}
 					return w.Flush()
 				},
 			},
@@ -249,7 +253,16 @@ func (a *app) sitesCommand() *cli.Command {
 				for _, s := range ss {
 					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn), strings.Join(s.Relays, ", "))
 				}
-				return w.Flush()
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				for _, s := range ss {
+					if len(s.Unreachable) > 0 {
+						fmt.Fprintf(a.stdout, "warning: site %s: peers cannot connect to %s at their advertised addresses (relaymesh nodes show NAME)\n",
+							s.Site, strings.Join(s.Unreachable, ", "))
+					}
+				}
+				return nil
 			},
 		}},
 	}

@@ -17,14 +17,13 @@ func (a *app) nodeCommand() *cli.Command {
 			{
 				Name:      "enroll",
 				Usage:     "enroll this node with a join token",
-				UsageText: "relaymesh node enroll --coordinator MULTIADDR --token T --dir DIR [--name NAME] [--listen MULTIADDR]...",
-				Flags: []cli.Flag{
+				UsageText: "relaymesh node enroll --coordinator MULTIADDR --token T --dir DIR [--name NAME] [--listen MULTIADDR]... [--advertise MULTIADDR]...",
+				Flags: append([]cli.Flag{
 					dirFlag,
 					&cli.StringFlag{Name: "coordinator", Usage: "the coordinator's multiaddr ending in /p2p/<peer ID> (its DIR/p2p.addrs)"},
 					&cli.StringFlag{Name: "token", Usage: "join token from 'relaymesh token create'"},
 					&cli.StringFlag{Name: "name", Usage: "node name (default: the hostname)"},
-					&cli.StringSliceFlag{Name: "listen", Usage: "libp2p listen multiaddr the node will use (repeatable)"},
-				},
+				}, nodeNetFlags()...),
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
 						return err
@@ -32,12 +31,20 @@ func (a *app) nodeCommand() *cli.Command {
 					if c.String("coordinator") == "" {
 						return usageErrorf("node enroll: --coordinator is empty: give the coordinator's multiaddr, e.g. /ip4/10.0.0.1/tcp/7471/p2p/12D3Koo...")
 					}
+					set := nodeSettings(c)
+					// A bad setting is refused before the token is spent.
+					if err := set.Check(c.String("dir")); err != nil {
+						return usageErrorf("node enroll: %v", err)
+					}
 					e, err := node.Enroll(c.Context, node.EnrollOptions{
 						Dir: c.String("dir"), Coordinator: c.String("coordinator"), Token: c.String("token"),
-						Name: c.String("name"), Listen: c.StringSlice("listen"), Logger: a.log,
+						Name: c.String("name"), Listen: set.Listen, Advertise: set.Advertise, Logger: a.log,
 					})
 					if err != nil {
 						return usageErrorf("node enroll: %v", err)
+					}
+					if err := node.SaveSettings(c.String("dir"), set); err != nil {
+						return usageErrorf("node enroll: enrolled, but the settings were not saved: %v (give them to node run)", err)
 					}
 					fmt.Fprintf(a.stdout, "enrolled %s as %s in site %s\nnext: relaymesh node run --dir %s\n", e.Name, e.NodeID, e.Site, c.String("dir"))
 					return nil
@@ -46,11 +53,19 @@ func (a *app) nodeCommand() *cli.Command {
 			{
 				Name:      "run",
 				Usage:     "run the node daemon until SIGINT/SIGTERM",
-				UsageText: "relaymesh node run --dir DIR",
-				Flags:     []cli.Flag{dirFlag},
+				UsageText: "relaymesh node run --dir DIR [--listen MULTIADDR]... [--advertise MULTIADDR]...",
+				Flags:     append([]cli.Flag{dirFlag}, nodeNetFlags()...),
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
 						return err
+					}
+					if set := nodeSettings(c); !set.Empty() {
+						if _, err := node.LoadEnrollment(c.String("dir")); err != nil {
+							return usageErrorf("node run: %v", err)
+						}
+						if err := node.SaveSettings(c.String("dir"), set); err != nil {
+							return usageErrorf("node run: %v", err)
+						}
 					}
 					cfg, err := node.LoadConfig(c.String("dir"))
 					if err != nil {

@@ -19,8 +19,11 @@ type NodeRecord struct {
 	GossipAddr string        `json:"gossip_addr,omitempty"`
 	Relay      bool          `json:"relay,omitempty"`
 	Traffic    *core.Traffic `json:"traffic,omitempty"`
-	FirstSeen  time.Time     `json:"first_seen"`
-	LastSeen   time.Time     `json:"last_seen"`
+	// Unreachable are the site members this node last said it cannot
+	// connect to.
+	Unreachable []string  `json:"unreachable,omitempty"`
+	FirstSeen   time.Time `json:"first_seen"`
+	LastSeen    time.Time `json:"last_seen"`
 	// Status report sequences applied: all up to Watermark, plus Above.
 	Watermark uint64   `json:"watermark,omitempty"`
 	Above     []uint64 `json:"above,omitempty"`

@@ -128,6 +128,10 @@ func (c *Coordinator) Deployments() []*DeploymentView {
 type NodeView struct {
 	NodeRecord
 	Alive bool `json:"alive"`
+	// UnreachableBy names the live site members that cannot connect to
+	// this node at the addresses it advertises: a wrong listen/advertise
+	// setting or a firewall.
+	UnreachableBy []string `json:"unreachable_by,omitempty"`
 }
 
 // Nodes lists enrolled nodes sorted by site and name.
@@ -138,7 +142,7 @@ func (c *Coordinator) Nodes() []NodeView {
 	ns := c.st.sortedNodes()
 	out := make([]NodeView, len(ns))
 	for i, n := range ns {
-		out[i] = NodeView{NodeRecord: *n, Alive: now.Sub(n.LastSeen) < c.cfg.OnlineWindow}
+		out[i] = NodeView{NodeRecord: *n, Alive: now.Sub(n.LastSeen) < c.cfg.OnlineWindow, UnreachableBy: c.unreachableByLocked(n, now)}
 		out[i].Above = nil
 	}
 	return out
@@ -165,6 +169,9 @@ type SiteView struct {
 	// reported; LANIn what they received from each other.
 	WANIn int64 `json:"wan_in"`
 	LANIn int64 `json:"lan_in"`
+	// Unreachable names the members some site peers cannot connect to
+	// (see NodeView.UnreachableBy).
+	Unreachable []string `json:"unreachable,omitempty"`
 }
 
 // Sites lists the sites with their members and current relays (as the
@@ -181,6 +188,9 @@ func (c *Coordinator) Sites() []SiteView {
 		if t := n.Traffic; t != nil {
 			s.WANIn += t.FromCoordinator + t.FromOtherSites
 			s.LANIn += t.FromSite
+		}
+		if n.Alive && len(n.UnreachableBy) > 0 {
+			s.Unreachable = append(s.Unreachable, n.Name)
 		}
 		if n.Alive {
 			s.Alive++

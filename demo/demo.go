@@ -245,6 +245,7 @@ func (f *fleet) waitAdmin(ctx context.Context) error {
 
 const nodeConfig = `listen: ["/ip4/127.0.0.1/tcp/0"]
 gossip_bind: "127.0.0.1"
+gossip_port: 0
 fast_gossip: true
 sync_interval: 1s
 status_backoff_min: 200ms

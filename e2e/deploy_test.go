@@ -18,6 +18,8 @@ import (
 // nodeConfig is a node's config.yaml for these tests: fast timers, a
 // harmless reboot command.
 const nodeConfig = `listen: ["/ip4/127.0.0.1/tcp/0"]
+gossip_bind: "127.0.0.1"
+gossip_port: 0
 sync_interval: 1s
 call_timeout: 10s
 status_backoff_min: 100ms

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,12 +21,18 @@ import (
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
-// DefaultListen is where a node listens unless told otherwise: loopback,
-// on a port the system picks. A node reaches the coordinator by dialing
-// out (sync, status), so it works behind this default; to receive pushed
-// orders and serve its site, set listen in DIR/config.yaml, for example
-// to /ip4/0.0.0.0/tcp/4711.
-const DefaultListen = "/ip4/127.0.0.1/tcp/0"
+// Where a node listens unless told otherwise: libp2p on every interface at
+// DefaultPort (TCP), the site's gossip pool on every interface at
+// DefaultGossipPort (UDP and TCP). Site peers reach each other on a LAN
+// with no configuration; the address advertised to them is the one that
+// routes to the coordinator (see Config.Advertise). Tests, the demo and the
+// simulator ask for loopback explicitly (TestConfig).
+const (
+	DefaultPort       = 4711
+	DefaultGossipPort = 4712
+	DefaultListen     = "/ip4/0.0.0.0/tcp/4711"
+	DefaultGossipBind = "0.0.0.0"
+)
 
 // ConfigFile is the optional configuration file inside the node directory.
 const ConfigFile = "config.yaml"
@@ -37,6 +44,12 @@ type Config struct {
 	Dir string `yaml:"-"`
 	// Listen are libp2p multiaddrs to listen on.
 	Listen []string `yaml:"listen"`
+	// Advertise are the libp2p multiaddrs site peers and the coordinator
+	// dial to reach this node. Empty means: the listen addresses, with an
+	// unspecified IP (0.0.0.0, ::) replaced by this host's address on the
+	// route to the coordinator. Set it when that address is not the one
+	// peers can reach (NAT, several interfaces).
+	Advertise []string `yaml:"advertise"`
 
 	// SyncInterval is the period of order catch-up and heartbeat.
 	SyncInterval time.Duration `yaml:"sync_interval"`
@@ -91,6 +104,10 @@ type Config struct {
 	// joined (UDP and TCP); port 0 picks a free one.
 	GossipBind string `yaml:"gossip_bind"`
 	GossipPort int    `yaml:"gossip_port"`
+	// GossipAdvertise is the IP other members use to reach this node's
+	// gossip port; empty means gossip_bind, or, when that is unspecified,
+	// the IP advertised for libp2p.
+	GossipAdvertise string `yaml:"gossip_advertise"`
 	// FastGossip uses test timings for the pool (tests, demo, simulator).
 	FastGossip bool `yaml:"fast_gossip"`
 	// NotRelay keeps this node from being elected relay.
@@ -151,7 +168,8 @@ func DefaultConfig(dir string) Config {
 		WaitStep:          time.Minute,
 		CacheQuota:        8 << 30,
 		Strategy:          "mesh",
-		GossipBind:        "127.0.0.1",
+		GossipBind:        DefaultGossipBind,
+		GossipPort:        DefaultGossipPort,
 		UpBps:             100e6 / 8,
 		DownBps:           100e6 / 8,
 		InstallLimits:     install.DefaultLimits(),
@@ -170,6 +188,10 @@ func TestConfig(dir string) Config {
 	c.JobBackoffMax = 100 * time.Millisecond
 	c.WaitStep = 20 * time.Millisecond
 	c.CacheQuota = 0
+	// Tests and simulations run many nodes on one machine: loopback, with
+	// ports the system picks.
+	c.Listen = []string{LoopbackListen}
+	c.GossipBind, c.GossipPort = "127.0.0.1", 0
 	// A lone node with the coordinator; mesh tests turn gossip on.
 	c.NoGossip = true
 	c.FastGossip = true
@@ -191,6 +213,14 @@ func (c Config) Validate() error {
 		if _, err := ma.NewMultiaddr(s); err != nil {
 			return bad("listen[%d] %q: %v", i, s, err)
 		}
+	}
+	for i, s := range c.Advertise {
+		if err := checkAdvertise(s); err != nil {
+			return bad("advertise[%d] %q: %v", i, s, err)
+		}
+	}
+	if c.GossipAdvertise != "" && net.ParseIP(c.GossipAdvertise) == nil {
+		return bad("gossip_advertise %q: want an IP address, e.g. 10.0.0.17", c.GossipAdvertise)
 	}
 	for _, d := range []struct {
 		name string
@@ -230,6 +260,9 @@ func (c Config) Validate() error {
 	}
 	if !c.NoGossip && c.GossipBind == "" {
 		return bad("gossip_bind is empty: give the address to join the site's pool on, e.g. 0.0.0.0")
+	}
+	if !c.NoGossip && net.ParseIP(c.GossipBind) == nil {
+		return bad("gossip_bind %q: want an IP address, e.g. 0.0.0.0", c.GossipBind)
 	}
 	if c.GossipPort < 0 || c.GossipPort > 65535 {
 		return bad("gossip_port %d: want 0-65535", c.GossipPort)

@@ -47,6 +47,7 @@ type Node struct {
 	inst     Installer
 
 	h     host.Host
+	adv   *advertiser
 	gater *p2p.Gater
 	coord peer.AddrInfo
 
@@ -66,6 +67,7 @@ type Node struct {
 	siteMu     sync.Mutex
 	sitePeers  map[peer.ID]bool
 	relayConns relayConns
+	reach      reachability
 
 	syncKick chan struct{}
 	lost     atomic.Bool // the coordinator connection was lost
@@ -159,7 +161,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	n.gater = &p2p.Gater{}
 	n.gater.Allow(n.coord.ID)
-	if n.h, err = p2p.NewHost(p2p.HostConfig{ListenAddrs: cfg.Listen, Identity: ident, Gater: n.gater, Logger: log, Meter: n.meter}); err != nil {
+	if n.adv, err = newAdvertiser(cfg.Advertise, n.coord); err != nil {
+		return nil, err
+	}
+	hc := p2p.HostConfig{ListenAddrs: cfg.Listen, Identity: ident, Gater: n.gater, Logger: log, Meter: n.meter}
+	if len(cfg.Advertise) > 0 || listensUnspecified(cfg.Listen) {
+		hc.AddrsFactory = n.adv.addrs
+	}
+	if n.h, err = p2p.NewHost(hc); err != nil {
 		return nil, err
 	}
 	if n.h.ID().String() != enr.NodeID {
@@ -188,7 +197,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	n.spawn(func() { n.out.run(n.ctx, n.sendStatus) })
 	n.spawn(n.syncLoop)
-	log.Info("node started", "addrs", n.h.Addrs(), "coordinator", n.coord.ID)
+	n.checkAdvertised()
+	log.Info("node started", "listen", n.h.Network().ListenAddresses(), "advertise", n.h.Addrs(), "gossip", n.gossipAddr(), "coordinator", n.coord.ID)
 	return n, nil
 }
 

@@ -89,7 +89,12 @@ func (n *Node) dialRelay(id peer.ID) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, relayDialTimeout)
 	defer cancel()
-	if err := n.h.Connect(ctx, peer.AddrInfo{ID: id}); err != nil && n.ctx.Err() == nil {
-		n.log.Debug("connecting to the site's relay failed (retried on the next site change or sync)", "relay", id, "err", err)
+	err := n.h.Connect(ctx, peer.AddrInfo{ID: id})
+	if n.ctx.Err() != nil {
+		return
+	}
+	n.reach.note(id, n.cfg.now(), err)
+	if err != nil {
+		n.log.Warn("cannot connect to the site's relay (retried on the next site change or sync)", "relay", id, "err", err)
 	}
 }

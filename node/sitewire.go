@@ -47,6 +47,7 @@ func (n *Node) startSite() error {
 	}
 	sc.Name = n.enr.NodeID
 	sc.BindAddr, sc.BindPort = n.cfg.GossipBind, n.cfg.GossipPort
+	sc.AdvertiseAddr = gossipAdvertise(n.cfg, n.adv.route)
 	sc.Label = "relaymesh/" + n.enr.Site
 	sc.Keyring = keys
 	sc.Logger = n.log

@@ -39,6 +39,10 @@ type HostConfig struct {
 	// accounting. Fragment payload is counted separately through
 	// FragmentServerConfig.Meter and WithMeter; use another Meter there.
 	Meter *Meter
+	// AddrsFactory, when set, chooses the addresses the host advertises
+	// (identify, h.Addrs) from its listen addresses expanded to every
+	// interface; nil advertises them all.
+	AddrsFactory func([]ma.Multiaddr) []ma.Multiaddr
 }
 
 // DefaultHostConfig returns a config listening on DefaultListenAddr with the
@@ -106,6 +110,9 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	}
 	if cfg.Meter != nil {
 		opts = append(opts, libp2p.BandwidthReporter(meterReporter{cfg.Meter}))
+	}
+	if cfg.AddrsFactory != nil {
+		opts = append(opts, libp2p.AddrsFactory(cfg.AddrsFactory))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
