@@ -27,9 +27,12 @@ type EnrollOptions struct {
 	Token string
 	// Name is the node's name; empty means the hostname.
 	Name string
-	// Listen are the addresses the node will listen on, told to the
-	// coordinator; nil means DefaultListen.
-	Listen []string
+	// Listen are the addresses the node will listen on; nil means
+	// DefaultListen. Advertise, when set, is what peers dial instead (see
+	// Config.Advertise). The coordinator is told the advertised addresses.
+	// The caller keeps them for node run with SaveSettings.
+	Listen    []string
+	Advertise []string
 	// Timeout bounds the exchange with the coordinator; 0 means 30s.
 	Timeout time.Duration
 	// Logger receives progress logs; nil discards them.
@@ -95,7 +98,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 		return nil, fmt.Errorf("node: enroll: cannot reach coordinator %s: %w", opts.Coordinator, err)
 	}
 	req := &core.EnrollRequest{Token: opts.Token, Info: core.NodeInfo{
-		Hostname: opts.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: opts.Listen,
+		Hostname: opts.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: enrollAddrs(opts, coord),
 	}}
 	resp, err := p2p.Call[core.EnrollRequest, core.EnrollResponse](cctx, h, coord.ID, core.ProtoEnroll, req, maxEnrollResponse)
 	if remote, ok := errors.AsType[*p2p.RemoteError](err); ok {

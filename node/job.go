@@ -187,6 +187,13 @@ func (n *Node) fail(j *job, st core.State, pkg, detail string) {
 // Unfinished others start again where they were (fragments already cached
 // are not fetched again).
 func (n *Node) resumeJobs() error {
+	// Orders may arrive (site gossip, pushes) while the node is starting:
+	// intake starts their jobs under intakeMu. Holding it here, and
+	// skipping jobs already running, makes each job start once (a job
+	// taken in during a slow site join was run twice, the second time
+	// ERR_ALREADY_SETUP).
+	n.intakeMu.Lock()
+	defer n.intakeMu.Unlock()
 	var recs []jobRecord
 	err := n.kv.Scan(keyJob, func(key string, val []byte) error {
 		var r jobRecord
@@ -206,6 +213,12 @@ func (n *Node) resumeJobs() error {
 		o, err := n.storedOrder(r.Order)
 		if err != nil {
 			n.log.Error("job without a readable order: dropped", "order", r.Order, "err", err)
+			continue
+		}
+		n.jobsMu.Lock()
+		running := n.jobs[r.Order] != nil
+		n.jobsMu.Unlock()
+		if running {
 			continue
 		}
 		j := &job{order: o, rec: r}
