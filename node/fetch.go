@@ -276,7 +276,7 @@ func (n *Node) fetchFragment(ctx context.Context, c cid.Cid, size int64) error {
 		if ctx.Err() != nil || try == n.cfg.FragmentRetry {
 			break
 		}
-		if !sleep(ctx, backoff(n.cfg.JobBackoffMin, n.cfg.JobBackoffMax, try)) {
+		if !sleep(ctx, jitter(backoff(n.cfg.JobBackoffMin, n.cfg.JobBackoffMax, try), rand.Float64)) {
 			break
 		}
 	}

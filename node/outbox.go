@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/relaymesh/relaymesh/cache"
@@ -27,6 +28,7 @@ type outbox struct {
 
 	batch  int
 	lo, hi time.Duration
+	rand   func() float64 // jitter's source (tests set their own)
 
 	wake chan struct{} // a report was added
 	kick chan struct{} // the coordinator is back: retry now
@@ -35,7 +37,7 @@ type outbox struct {
 func newOutbox(kv cache.KV, priv ed25519.PrivateKey, nodeID string, cfg Config, log *slog.Logger) *outbox {
 	return &outbox{
 		kv: kv, priv: priv, nodeID: nodeID, now: cfg.now, log: log,
-		batch: cfg.StatusBatch, lo: cfg.StatusBackoffMin, hi: cfg.StatusBackoffMax,
+		batch: cfg.StatusBatch, lo: cfg.StatusBackoffMin, hi: cfg.StatusBackoffMax, rand: rand.Float64,
 		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 	}
 }
@@ -105,8 +107,9 @@ func (o *outbox) pending() (keys []string, envs []*core.Envelope, err error) {
 type sendFunc func(ctx context.Context, b *core.StatusBatch) (*core.StatusAck, error)
 
 // run sends the outbox until ctx ends: batches of the oldest reports,
-// removing those acknowledged, and backing off (lo, 2·lo, … hi) after a
-// failure. A new report ends an idle wait; only kick ends a backoff early.
+// removing those acknowledged, and backing off (lo, 2·lo, … hi, each
+// jittered to between half and all of it) after a failure. A new report
+// ends an idle wait; only kick ends a backoff early.
 func (o *outbox) run(ctx context.Context, send sendFunc) {
 	failures := 0
 	for {
@@ -135,7 +138,7 @@ func (o *outbox) run(ctx context.Context, send sendFunc) {
 			continue
 		}
 		failures++
-		d := backoff(o.lo, o.hi, failures)
+		d := jitter(backoff(o.lo, o.hi, failures), o.rand)
 		o.log.Debug("status delivery failed", "reports", len(envs), "retry_in", d, "err", err)
 		t := time.NewTimer(d)
 		select {

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/relaymesh/relaymesh/core"
@@ -137,7 +138,7 @@ func (n *Node) downloadWithRetry(j *job) ([]runner.Package, bool) {
 			n.fail(j, core.ErrBuild, "", fmt.Sprintf("download failed after %d attempts: %v", attempts, err))
 			return nil, false
 		}
-		d := backoff(n.cfg.JobBackoffMin, n.cfg.JobBackoffMax, attempts)
+		d := jitter(backoff(n.cfg.JobBackoffMin, n.cfg.JobBackoffMax, attempts), rand.Float64)
 		n.log.Warn("download failed; will retry", "order", j.order.ID, "attempt", attempts, "retry_in", d, "err", err)
 		if !sleep(j.ctx, d) {
 			return nil, false
