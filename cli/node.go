@@ -17,12 +17,14 @@ func (a *app) nodeCommand() *cli.Command {
 			{
 				Name:      "enroll",
 				Usage:     "enroll this node with a join token",
-				UsageText: "relaymesh node enroll --coordinator MULTIADDR --token T --dir DIR [--name NAME] [--listen MULTIADDR]... [--advertise MULTIADDR]...",
+				UsageText: "relaymesh node enroll --coordinator MULTIADDR --token T --dir DIR [--name NAME] [--listen MULTIADDR]... [--advertise MULTIADDR]... [--retry-for DURATION]",
 				Flags: append([]cli.Flag{
 					dirFlag,
 					&cli.StringFlag{Name: "coordinator", Usage: "the coordinator's multiaddr ending in /p2p/<peer ID> (its DIR/p2p.addrs)"},
 					&cli.StringFlag{Name: "token", Usage: "join token from 'relaymesh token create'"},
 					&cli.StringFlag{Name: "name", Usage: "node name (default: the hostname)"},
+					&cli.DurationFlag{Name: "retry-for", Value: node.DefaultEnrollRetryFor,
+						Usage: "keep trying a coordinator that cannot be reached this long (1s doubling to 60s between tries, jittered; negative: try once); a refused token is not retried"},
 				}, nodeNetFlags()...),
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
@@ -39,6 +41,7 @@ func (a *app) nodeCommand() *cli.Command {
 					e, err := node.Enroll(c.Context, node.EnrollOptions{
 						Dir: c.String("dir"), Coordinator: c.String("coordinator"), Token: c.String("token"),
 						Name: c.String("name"), Listen: set.Listen, Advertise: set.Advertise, Logger: a.log,
+						RetryFor: c.Duration("retry-for"),
 					})
 					if err != nil {
 						return usageErrorf("node enroll: %v", err)

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/p2p"
@@ -33,11 +37,43 @@ type EnrollOptions struct {
 	// The caller keeps them for node run with SaveSettings.
 	Listen    []string
 	Advertise []string
-	// Timeout bounds the exchange with the coordinator; 0 means 30s.
+	// Timeout bounds one try of the exchange with the coordinator
+	// (connect and enrollment call); 0 means 30s.
 	Timeout time.Duration
-	// Logger receives progress logs; nil discards them.
+	// RetryFor is how long Enroll keeps trying while the coordinator
+	// cannot be reached or does not answer (dial failures, timeouts, reset
+	// streams, a stream closed without an answer): it waits 1s, doubling
+	// to 60s, between tries, each wait jittered to between half and all
+	// of it, and makes no try after RetryFor has passed since the first
+	// (the try under way then may still take its Timeout). 0 means
+	// DefaultEnrollRetryFor (5 minutes); a negative value tries once.
+	// Definitive answers are never retried: the coordinator's refusal
+	// (a bad, used or expired token: ErrEnrollRefused), an answer that
+	// does not fit (ErrBadEnrollment, a response over the size limit),
+	// config errors (ErrBadConfig). ctx ends the retrying at any time.
+	RetryFor time.Duration
+	// Logger receives progress logs, and each failed try at warn; nil
+	// discards them.
 	Logger *slog.Logger
+
+	// Test hooks. now is the clock (nil: time.Now); sleep waits d or
+	// until ctx ends and reports whether d passed (nil: a real wait);
+	// rand is jitter's source of floats in [0, 1) (nil: math/rand/v2).
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) bool
+	rand  func() float64
 }
+
+// DefaultEnrollRetryFor is how long Enroll retries an unreachable
+// coordinator when EnrollOptions.RetryFor is 0.
+const DefaultEnrollRetryFor = 5 * time.Minute
+
+// The waits between enrollment tries: enrollRetryMin doubling to
+// enrollRetryMax, each jittered (see jitter).
+const (
+	enrollRetryMin = time.Second
+	enrollRetryMax = time.Minute
+)
 
 // Version is the node version reported to the coordinator.
 var Version = "dev"
@@ -50,7 +86,9 @@ const maxEnrollResponse = 4 << 20
 // accepted it, writes the identity (mode 0600), gossip.keys (0600) and
 // node.json, in that order, node.json last and atomically. On any error
 // nothing is left behind: node.json is absent and the files Enroll created
-// are removed. An already enrolled directory is refused.
+// are removed. An already enrolled directory is refused. A coordinator
+// that cannot be reached is retried with jittered backoff for
+// opts.RetryFor (see EnrollOptions).
 func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("%w: enroll: Dir is empty", ErrBadConfig)
@@ -75,6 +113,9 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
 	}
+	if opts.RetryFor == 0 {
+		opts.RetryFor = DefaultEnrollRetryFor
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -92,20 +133,12 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 	}
 	defer func() { _ = h.Close() }()
 
-	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	if err := h.Connect(cctx, coord); err != nil {
-		return nil, fmt.Errorf("node: enroll: cannot reach coordinator %s: %w", opts.Coordinator, err)
-	}
 	req := &core.EnrollRequest{Token: opts.Token, Info: core.NodeInfo{
 		Hostname: opts.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: enrollAddrs(opts, coord),
 	}}
-	resp, err := p2p.Call[core.EnrollRequest, core.EnrollResponse](cctx, h, coord.ID, core.ProtoEnroll, req, maxEnrollResponse)
-	if remote, ok := errors.AsType[*p2p.RemoteError](err); ok {
-		return nil, fmt.Errorf("%w: %s", ErrEnrollRefused, remote.Msg)
-	}
+	resp, err := enrollRetrying(ctx, h, coord, req, opts, log)
 	if err != nil {
-		return nil, fmt.Errorf("node: enroll: %w", err)
+		return nil, err
 	}
 	e := &Enrollment{
 		NodeID: resp.NodeID, Name: opts.Name, Site: resp.Site, Tags: resp.Tags,
@@ -131,6 +164,91 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 	}
 	log.Info("enrolled", "node", e.NodeID, "site", e.Site, "dir", opts.Dir)
 	return e, nil
+}
+
+// enrollRetrying presents req to coord, trying again after a transient
+// failure with jittered backoff, for opts.RetryFor (see EnrollOptions).
+func enrollRetrying(ctx context.Context, h host.Host, coord peer.AddrInfo, req *core.EnrollRequest,
+	opts EnrollOptions, log *slog.Logger,
+) (*core.EnrollResponse, error) {
+	now, pause, rnd := opts.now, opts.sleep, opts.rand
+	if now == nil {
+		now = time.Now
+	}
+	if pause == nil {
+		pause = sleep
+	}
+	if rnd == nil {
+		rnd = rand.Float64
+	}
+	start := now()
+	stopped := func(try int, err error) error {
+		cause := context.Cause(ctx)
+		if cause == nil { // a sleep hook that gave up on its own
+			cause = context.Canceled
+		}
+		return fmt.Errorf("node: enroll: cannot reach coordinator %s: %w after %s and %s (last error: %v)",
+			opts.Coordinator, cause, roundElapsed(now().Sub(start)), tries(try), err)
+	}
+	for try := 1; ; try++ {
+		resp, err := enrollOnce(ctx, h, coord, req, opts.Timeout)
+		switch remote, refused := errors.AsType[*p2p.RemoteError](err); {
+		case err == nil:
+			return resp, nil
+		case refused:
+			return nil, fmt.Errorf("%w: %s", ErrEnrollRefused, remote.Msg)
+		case errors.Is(err, p2p.ErrMsgTooLarge):
+			return nil, fmt.Errorf("node: enroll: %w", err)
+		case ctx.Err() != nil:
+			return nil, stopped(try, err)
+		}
+		left := opts.RetryFor - now().Sub(start)
+		if left <= 0 {
+			return nil, fmt.Errorf("node: enroll: cannot reach coordinator %s: gave up after %s and %s: %w",
+				opts.Coordinator, roundElapsed(now().Sub(start)), tries(try), err)
+		}
+		d := min(jitter(backoff(enrollRetryMin, enrollRetryMax, try), rnd), left)
+		log.Warn("enroll: coordinator unreachable; will retry", "coordinator", opts.Coordinator,
+			"attempt", try, "retry_in", d, "err", err)
+		if !pause(ctx, d) {
+			return nil, stopped(try, err)
+		}
+		// The swarm holds back dials to an address that just failed (5s
+		// and more); the wait above is the one that counts.
+		if sw, ok := h.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			sw.Backoff().Clear(coord.ID)
+		}
+	}
+}
+
+// enrollOnce is one try: connect to coord and make the enrollment call,
+// within timeout.
+func enrollOnce(ctx context.Context, h host.Host, coord peer.AddrInfo, req *core.EnrollRequest,
+	timeout time.Duration,
+) (*core.EnrollResponse, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := h.Connect(cctx, coord); err != nil {
+		return nil, err
+	}
+	return p2p.Call[core.EnrollRequest, core.EnrollResponse](cctx, h, coord.ID, core.ProtoEnroll, req, maxEnrollResponse)
+}
+
+// tries is "1 try" or "n tries".
+func tries(n int) string {
+	if n == 1 {
+		return "1 try"
+	}
+	return fmt.Sprintf("%d tries", n)
+}
+
+// roundElapsed rounds d for a message: to the second, or to the
+// millisecond under a second.
+func roundElapsed(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // writeNodeDir writes the enrolled node's files, node.json last; on error
