@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"net/netip"
 	"time"
 
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -160,5 +162,38 @@ func newResourceManager() (network.ResourceManager, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(limits.AutoScale())))
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(limits.AutoScale())),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: ConnsPerIP}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: ConnsPerIP}}),
+		rcmgr.WithConnRateLimiters(connRateLimiter()))
+}
+
+// Per source address limits. libp2p's defaults (8 concurrent connections
+// and a burst of 16 new ones, then one per 5 s, per IPv4 address) suit a
+// public DHT node; a relaymesh site behind NAT shows all its nodes to the
+// coordinator, and to other sites' relays, as one address. These allow a
+// site of a few thousand nodes behind one address, all starting at once;
+// the system-wide connection limit above still bounds the total. Loopback
+// is exempt in libp2p either way, which is why only tests in network
+// namespaces see these limits.
+const (
+	ConnsPerIP      = 4096
+	NewConnsPerIP   = 4096 // burst of new connections per address
+	NewConnsPerIPPS = 64   // sustained new connections per second per address
+)
+
+func connRateLimiter() *rate.Limiter {
+	per := rate.Limit{RPS: NewConnsPerIPPS, Burst: NewConnsPerIP}
+	return &rate.Limiter{
+		NetworkPrefixLimits: []rate.PrefixLimit{
+			{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Limit: rate.Limit{}},
+			{Prefix: netip.MustParsePrefix("::1/128"), Limit: rate.Limit{}},
+		},
+		SubnetRateLimiter: rate.SubnetLimiter{
+			IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: per}},
+			IPv6SubnetLimits: []rate.SubnetLimit{{PrefixLength: 56, Limit: per}},
+			GracePeriod:      time.Minute,
+		},
+	}
 }
