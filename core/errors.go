@@ -19,7 +19,7 @@ var (
 	ErrUnknownKey     = errors.New("core: unknown signing key")
 	ErrExpired        = errors.New("core: order expired")
 	ErrNotYetValid    = errors.New("core: order not yet valid")
-	ErrReplay         = errors.New("core: replayed order (sequence not above highest seen)")
+	ErrReplay         = errors.New("core: replayed order (sequence already accepted or older than the replay window)")
 	ErrNotAddressed   = errors.New("core: order not addressed to this node")
 	ErrKeyPermissions = errors.New("core: key file readable by group or others")
 	ErrBadKeyFile     = errors.New("core: bad key file")

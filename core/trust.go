@@ -7,11 +7,40 @@ import (
 	"time"
 )
 
-// SeqStore keeps the highest order sequence seen per signing key, durably:
-// SetHighestSeq returns only once the value is on stable storage.
+// ReplayWindow is how many sequences at and below the highest accepted
+// one a node still accepts, as IPsec and DTLS do: orders pushed at once
+// arrive in any order, and a legitimate order must not be refused because
+// a later one overtook it. An order inside the window runs only if its
+// sequence was not accepted before (SeqStore.Seen); one at or below
+// highest-ReplayWindow is refused unseen. The coordinator numbers all its
+// orders from one counter, so the window is 65,536 orders issued by it,
+// of which a node records only those addressed to it.
+const ReplayWindow uint64 = 1 << 16
+
+// SeqStore keeps, durably and per signing key, the highest order sequence
+// accepted and which sequences inside the replay window were accepted.
+// RecordSeq returns only once the record is on stable storage.
 type SeqStore interface {
+	// HighestSeq is the highest sequence accepted from keyID, 0 if none.
 	HighestSeq(keyID string) (uint64, error)
-	SetHighestSeq(keyID string, seq uint64) error
+	// Seen reports whether seq from keyID was recorded as accepted. Only
+	// sequences inside the window are asked about; records at or below
+	// highest-ReplayWindow may be pruned.
+	Seen(keyID string, seq uint64) (bool, error)
+	// RecordSeq records seq from keyID as accepted: the highest becomes
+	// max(highest, seq), never lower, seq is marked seen, and records
+	// that fell out of the window may be pruned.
+	RecordSeq(keyID string, seq uint64) error
+}
+
+// WindowFloor is the highest sequence the replay window no longer holds
+// when high is the highest accepted: a sequence s is in the window iff
+// WindowFloor(high) < s <= high.
+func WindowFloor(high uint64) uint64 {
+	if high < ReplayWindow {
+		return 0
+	}
+	return high - ReplayWindow
 }
 
 // DefaultMaxSkew is how far in the future an order's issued-at may lie.
@@ -38,8 +67,8 @@ func PinnedKeys(pubs ...ed25519.PublicKey) map[string]ed25519.PublicKey {
 }
 
 // Check verifies an order envelope without recording its sequence: type,
-// pinned key, signature, encoding, issued-at, expiry and addressing. The
-// sequence is compared with the highest seen but not stored.
+// pinned key, signature, encoding, issued-at, expiry, addressing and the
+// replay window (see ReplayWindow). The sequence is not stored.
 func (v *Verifier) Check(e *Envelope) (*Order, error) {
 	if e == nil {
 		return nil, fmt.Errorf("%w: no envelope", ErrBadEnvelope)
@@ -66,14 +95,35 @@ func (v *Verifier) Check(e *Envelope) (*Order, error) {
 	if !o.Addressed(v.Self) {
 		return o, fmt.Errorf("%w: order %s does not name node %s", ErrNotAddressed, o.ID, v.Self)
 	}
-	high, err := v.Seq.HighestSeq(e.KeyID)
-	if err != nil {
-		return o, fmt.Errorf("core: read highest sequence: %w", err)
-	}
-	if o.Seq <= high {
-		return o, fmt.Errorf("%w: order %s has sequence %d, highest seen %d", ErrReplay, o.ID, o.Seq, high)
+	if err := v.checkSeq(e.KeyID, o); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// checkSeq applies the replay window: a sequence above the highest
+// accepted passes; one inside the window passes unless it was accepted
+// before; one at or below the window's floor is refused.
+func (v *Verifier) checkSeq(keyID string, o *Order) error {
+	high, err := v.Seq.HighestSeq(keyID)
+	if err != nil {
+		return fmt.Errorf("core: read highest sequence: %w", err)
+	}
+	if o.Seq > high {
+		return nil
+	}
+	if o.Seq <= WindowFloor(high) {
+		return fmt.Errorf("%w: order %s: sequence %d is older than the replay window (highest %d, window %d)",
+			ErrReplay, o.ID, o.Seq, high, ReplayWindow)
+	}
+	seen, err := v.Seq.Seen(keyID, o.Seq)
+	if err != nil {
+		return fmt.Errorf("core: read accepted sequences: %w", err)
+	}
+	if seen {
+		return fmt.Errorf("%w: order %s: sequence %d was already accepted (highest %d)", ErrReplay, o.ID, o.Seq, high)
+	}
+	return nil
 }
 
 // Accept verifies an order like Check and, when it passes, durably records
@@ -87,8 +137,8 @@ func (v *Verifier) Accept(e *Envelope) (*Order, error) {
 	if err != nil {
 		return o, err
 	}
-	if err := v.Seq.SetHighestSeq(e.KeyID, o.Seq); err != nil {
-		return nil, fmt.Errorf("core: store highest sequence: %w", err)
+	if err := v.Seq.RecordSeq(e.KeyID, o.Seq); err != nil {
+		return nil, fmt.Errorf("core: store accepted sequence: %w", err)
 	}
 	return o, nil
 }
@@ -102,26 +152,48 @@ func (v *Verifier) now() time.Time {
 
 // MemSeqStore is a SeqStore in memory, for tests and the simulator.
 type MemSeqStore struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu   sync.Mutex
+	high map[string]uint64
+	seen map[string]map[uint64]bool // per key, accepted sequences in the window
 }
 
 // HighestSeq implements SeqStore.
 func (s *MemSeqStore) HighestSeq(k string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m[k], nil
+	return s.high[k], nil
 }
 
-// SetHighestSeq implements SeqStore.
-func (s *MemSeqStore) SetHighestSeq(k string, seq uint64) error {
+// Seen implements SeqStore.
+func (s *MemSeqStore) Seen(k string, seq uint64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]uint64{}
+	return s.seen[k][seq], nil
+}
+
+// RecordSeq implements SeqStore; it prunes the records that fall out of
+// the window when the highest advances.
+func (s *MemSeqStore) RecordSeq(k string, seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.high == nil {
+		s.high, s.seen = map[string]uint64{}, map[string]map[uint64]bool{}
 	}
-	if seq > s.m[k] {
-		s.m[k] = seq
+	if s.seen[k] == nil {
+		s.seen[k] = map[uint64]bool{}
+	}
+	high := max(s.high[k], seq)
+	floor := WindowFloor(high)
+	if seq > floor {
+		s.seen[k][seq] = true
+	}
+	if high > s.high[k] {
+		s.high[k] = high
+		for old := range s.seen[k] {
+			if old <= floor {
+				delete(s.seen[k], old)
+			}
+		}
 	}
 	return nil
 }

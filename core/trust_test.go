@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,11 +13,11 @@ import (
 const verifierSelf = "node-b"
 
 // newTestVerifier returns a verifier for node-b that pins coordKey, sees the
-// time now and has already seen sequence high from coordKey.
+// time now and has already accepted sequence high from coordKey.
 func newTestVerifier(now time.Time, high uint64) *Verifier {
 	seq := &MemSeqStore{}
 	if high > 0 {
-		_ = seq.SetHighestSeq(KeyID(pubOf(coordKey)), high)
+		_ = seq.RecordSeq(KeyID(pubOf(coordKey)), high)
 	}
 	return &Verifier{
 		Keys: PinnedKeys(pubOf(coordKey)),
@@ -50,7 +51,9 @@ func signed(t testing.TB, key ed25519.PrivateKey, mutate func(o *Order)) *Envelo
 
 func TestVerifierAccept(t *testing.T) {
 	t.Parallel()
-	const high = 10 // highest sequence already seen
+	// The highest sequence already accepted, above the replay window so
+	// that some sequences are older than it.
+	const high = ReplayWindow + 10
 	now := t0.Add(time.Hour)
 	withSeq := func(seq uint64) func(o *Order) { return func(o *Order) { o.Seq = seq } }
 	tests := []struct {
@@ -64,7 +67,7 @@ func TestVerifierAccept(t *testing.T) {
 		{"sequence jump", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(1<<40)) }, now, nil, true},
 		{"cancel order", func(t *testing.T) *Envelope {
 			o := cancelOrder()
-			o.Targets = []string{verifierSelf}
+			o.Targets, o.Seq = []string{verifierSelf}, high+1
 			e, err := SignOrder(o, coordKey)
 			if err != nil {
 				t.Fatal(err)
@@ -95,7 +98,10 @@ func TestVerifierAccept(t *testing.T) {
 			}
 			return e
 		}, now, ErrWrongType, false},
+		{"inside the window, not accepted before", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high-1)) }, now, nil, true},
+		{"oldest in the window", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high-ReplayWindow+1)) }, now, nil, true},
 		{"replayed: same sequence", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high)) }, now, ErrReplay, true},
+		{"replayed: at the window's floor", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high-ReplayWindow)) }, now, ErrReplay, true},
 		{"replayed: lower sequence", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(3)) }, now, ErrReplay, true},
 		{"expired", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high+1)) }, t0.Add(25 * time.Hour), ErrExpired, true},
 		{"expires this second", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high+1)) }, t0.Add(24 * time.Hour), ErrExpired, true},
@@ -120,14 +126,19 @@ func TestVerifierAccept(t *testing.T) {
 			if got := highest(t, v); got != high {
 				t.Fatalf("Check moved the highest sequence to %d", got)
 			}
+			if o != nil && o.Seq != high {
+				if seen, _ := v.Seq.Seen(KeyID(pubOf(coordKey)), o.Seq); seen {
+					t.Fatalf("Check recorded sequence %d as accepted", o.Seq)
+				}
+			}
 
 			o, err = v.Accept(env)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("Accept: %v", err)
 				}
-				if got := highest(t, v); got != o.Seq {
-					t.Fatalf("accepted sequence %d, highest stored %d", o.Seq, got)
+				if got := highest(t, v); got != max(high, o.Seq) {
+					t.Fatalf("accepted sequence %d over %d, highest stored %d", o.Seq, high, got)
 				}
 				// The same envelope a second time is a replay.
 				_, err = v.Accept(env)
@@ -183,8 +194,17 @@ func TestVerifierRefusalKeepsSequence(t *testing.T) {
 			t.Fatalf("after accepting %d the highest sequence is %d", n, got)
 		}
 	}
-	_, err := v.Accept(seq(15, nil))
-	checkErr(t, err, ErrReplay, "sequence 15", "highest seen 20")
+	// Below the highest but inside the window: accepted once.
+	if _, err := v.Accept(seq(15, nil)); err != nil {
+		t.Fatalf("sequence 15 after 20: %v", err)
+	}
+	if got := highest(t, v); got != 20 {
+		t.Fatalf("accepting 15 after 20 moved the highest sequence to %d", got)
+	}
+	for _, n := range []uint64{12, 15} {
+		_, err := v.Accept(seq(n, nil))
+		checkErr(t, err, ErrReplay, fmt.Sprintf("sequence %d was already accepted", n), "highest 20")
+	}
 }
 
 func TestVerifierMaxSkew(t *testing.T) {
@@ -227,16 +247,21 @@ func TestVerifierConcurrentAccept(t *testing.T) {
 	}
 }
 
-type failingSeqStore struct{ read, write error }
+type failingSeqStore struct {
+	high              uint64
+	read, seen, write error
+}
 
-func (f failingSeqStore) HighestSeq(string) (uint64, error)  { return 0, f.read }
-func (f failingSeqStore) SetHighestSeq(string, uint64) error { return f.write }
+func (f failingSeqStore) HighestSeq(string) (uint64, error) { return f.high, f.read }
+func (f failingSeqStore) Seen(string, uint64) (bool, error) { return false, f.seen }
+func (f failingSeqStore) RecordSeq(string, uint64) error    { return f.write }
 
 func TestVerifierStoreErrors(t *testing.T) {
 	t.Parallel()
 	env := signed(t, coordKey, nil)
 	for name, store := range map[string]failingSeqStore{
 		"read":  {read: errDisk},
+		"seen":  {high: 20, seen: errDisk}, // the order's 11 is inside the window
 		"write": {write: errDisk},
 	} {
 		v := newTestVerifier(t0, 0)
@@ -255,7 +280,7 @@ func TestMemSeqStoreNeverLowers(t *testing.T) {
 	t.Parallel()
 	var s MemSeqStore
 	for _, n := range []uint64{5, 3, 9, 1} {
-		if err := s.SetHighestSeq("k", n); err != nil {
+		if err := s.RecordSeq("k", n); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@
 // KV area:
 //
 //	trust/seq/<keyid>   highest order sequence accepted per order key (decimal)
+//	trust/seen/<keyid>/<%020d seq>  an accepted sequence inside the replay window (core.ReplayWindow)
 //	order/<orderID>     the accepted order's signed envelope (JSON)
 //	refused/<orderID>   sha256 of a refused order's payload, so redelivery is quiet
 //	job/<orderID>       a deploy order's job: phase, attempts, per-package results

@@ -81,6 +81,9 @@ func (n *Node) intake(env *core.Envelope) bool {
 	// the order (acceptDeploy, acceptCancel): a crash can then neither
 	// forget the sequence of an order that was acted on nor lose an order
 	// whose sequence was recorded. intakeMu makes check-then-write atomic.
+	// Orders may arrive in any order: Check accepts a sequence below the
+	// highest when it is inside the replay window and was not accepted
+	// before (core.ReplayWindow).
 	o, err := n.verifier.Check(env)
 	if err != nil {
 		n.refuse(env, id, known != nil, err)
@@ -125,17 +128,21 @@ func (n *Node) refuse(env *core.Envelope, id string, knownID bool, err error) {
 	}
 }
 
-// acceptDeploy stores the order and its new job and reports NOTIFIED, in
-// one transaction, then starts the job.
+// acceptDeploy stores the order, its sequence and its new job and reports
+// NOTIFIED, in one transaction, then starts the job.
 func (n *Node) acceptDeploy(env *core.Envelope, o *core.Order) {
 	b, err := env.Encode()
+	var stale []uint64
+	if err == nil {
+		stale, err = n.seqs.stale(o.KeyID, o.Seq)
+	}
 	if err == nil {
 		j := newJob(o)
 		err = n.commit(func(tx cache.KVTx) error {
 			if err := tx.Set(keyOrder+o.ID, b); err != nil {
 				return err
 			}
-			if err := putUint(tx, keyTrustSeq+o.KeyID, o.Seq); err != nil {
+			if err := recordSeq(tx, o.KeyID, o.Seq, stale); err != nil {
 				return err
 			}
 			if err := j.save(tx); err != nil {
@@ -155,12 +162,16 @@ func (n *Node) acceptDeploy(env *core.Envelope, o *core.Order) {
 // has not begun installing; an installing or finished job is left alone.
 func (n *Node) acceptCancel(env *core.Envelope, o *core.Order) {
 	b, err := env.Encode()
+	var stale []uint64
+	if err == nil {
+		stale, err = n.seqs.stale(o.KeyID, o.Seq)
+	}
 	if err == nil {
 		err = n.kv.Update(func(tx cache.KVTx) error {
 			if err := tx.Set(keyOrder+o.ID, b); err != nil {
 				return err
 			}
-			return putUint(tx, keyTrustSeq+o.KeyID, o.Seq)
+			return recordSeq(tx, o.KeyID, o.Seq, stale)
 		})
 	}
 	if err != nil {
