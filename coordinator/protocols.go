@@ -151,7 +151,10 @@ func (c *Coordinator) handleSync(_ context.Context, from peer.ID, req *core.Sync
 }
 
 // Sync is a node's heartbeat: it records the node's addresses and returns
-// the orders addressed to it with a sequence above req.AfterSeq.
+// the orders addressed to it with a sequence above req.AfterSeq, and those
+// inside its replay window (req.Window sequences at and below AfterSeq)
+// that it has not reported on: a push it missed while a later order got
+// through. A node that sends no Window gets nothing below AfterSeq.
 func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncResponse, error) {
 	if err := checkInfo(&req.Info); err != nil {
 		return nil, err
@@ -181,7 +184,8 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	// heartbeats do not queue the origin's uploads and other readers.
 	c.st.mu.RLock()
 	defer c.st.mu.RUnlock()
-	resp := &core.SyncResponse{Orders: c.ordersForLocked(node, req.AfterSeq, false)}
+	from := req.AfterSeq - min(req.Window, req.AfterSeq)
+	resp := &core.SyncResponse{Orders: c.ordersSinceLocked(node, from, req.AfterSeq, false)}
 	// Members go out only to a node that sees fewer than are alive (it is
 	// alone, or part of its site formed apart): at a thousand nodes the
 	// lists would otherwise dominate the sync traffic.
@@ -194,6 +198,16 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 // ordersForLocked returns the signed orders for node above seq, in
 // sequence order: deployments that still concern it and cancel orders.
 func (c *Coordinator) ordersForLocked(node string, after uint64, pendingOnly bool) []*core.Envelope {
+	return c.ordersSinceLocked(node, after, after, pendingOnly)
+}
+
+// ordersSinceLocked is ordersForLocked with, besides the orders above
+// after, those in (from, after] that node has not reported on: deployments
+// its row is still WAITING_NOTIFICATION for, and cancel orders of
+// deployments it has not finished. A sync thus catches orders a node
+// missed inside its replay window without resending everything it has
+// done.
+func (c *Coordinator) ordersSinceLocked(node string, from, after uint64, pendingOnly bool) []*core.Envelope {
 	type item struct {
 		seq uint64
 		env *core.Envelope
@@ -207,10 +221,15 @@ func (c *Coordinator) ordersForLocked(node string, after uint64, pendingOnly boo
 		if pendingOnly && row.State.Final() {
 			continue
 		}
-		if d.Seq > after && !d.Cancelled && d.Expires.After(c.now()) && (!pendingOnly || row.State == core.StateWaiting) {
+		live := !d.Cancelled && d.Expires.After(c.now())
+		switch {
+		case live && d.Seq > after && (!pendingOnly || row.State == core.StateWaiting):
 			items = append(items, item{d.Seq, d.Order})
+		case live && d.Seq > from && d.Seq <= after && row.State == core.StateWaiting:
+			items = append(items, item{d.Seq, d.Order}) // missed inside the window
 		}
-		if d.Cancelled && d.CancelSeq > after && d.CancelOrder != nil && row.State != core.StateCancelled && row.State != core.StateWaiting {
+		if d.Cancelled && d.CancelOrder != nil && row.State != core.StateCancelled && row.State != core.StateWaiting &&
+			(d.CancelSeq > after || d.CancelSeq > from && !row.State.Final()) {
 			items = append(items, item{d.CancelSeq, d.CancelOrder})
 		}
 	}

@@ -59,10 +59,17 @@ type EnrollResponse struct {
 }
 
 // SyncRequest is a node's heartbeat and catch-up request: it asks for the
-// orders addressed to it with a sequence above AfterSeq.
+// orders addressed to it with a sequence above AfterSeq and, when Window is
+// set, those with a sequence in (AfterSeq-Window, AfterSeq] that it has not
+// reported on yet.
 type SyncRequest struct {
-	AfterSeq uint64   `json:"after_seq"`
-	Info     NodeInfo `json:"info"`
+	AfterSeq uint64 `json:"after_seq"`
+	// Window is how many sequences at and below AfterSeq the node still
+	// accepts (ReplayWindow): orders there may have been pushed to it and
+	// lost while a later one got through. 0 (a node older than the
+	// replay window) asks for nothing below AfterSeq.
+	Window uint64   `json:"window,omitempty"`
+	Info   NodeInfo `json:"info"`
 	// SeenMembers is how many site members the node sees (itself
 	// included); the coordinator lists members only when it knows more.
 	SeenMembers int `json:"seen_members,omitempty"`

@@ -52,7 +52,10 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
 	defer cancel()
-	req := &core.SyncRequest{AfterSeq: after, Info: n.info(), SeenMembers: n.SiteMembers()}
+	// Window asks again for orders this node may have missed below its
+	// highest sequence that it would still accept; it ignores those it
+	// holds already (intake).
+	req := &core.SyncRequest{AfterSeq: after, Window: core.ReplayWindow, Info: n.info(), SeenMembers: n.SiteMembers()}
 	resp, err := p2p.Call[core.SyncRequest, core.SyncResponse](cctx, n.h, n.coord.ID, core.ProtoSync, req, maxSyncResponse)
 	if err != nil {
 		return fmt.Errorf("node: sync: %w", err)
