@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 PKGS     ?= ./...
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test e2e e2e-netns sim bench bench-sim fuzz lint tidy demo clean
+.PHONY: help build test e2e e2e-netns bench-netns sim bench bench-sim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ e2e: ## end-to-end tests with real processes (also part of make test)
 
 e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root; else says why and skips)
 	@GO="$(GO)" ./e2e/netns/run.sh
+
+bench-netns: ## distribution as admins get it, real processes in namespaces, tbf links (root; BENCH_NETNS_SET, BENCH_NETNS_RUNS)
+	@GO="$(GO)" ./e2e/netns/bench.sh
 
 SIM_OUT   ?= out/sim
 SIM_SET   ?= failover corrupt-peer partition late-join slow-peer

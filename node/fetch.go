@@ -125,6 +125,9 @@ func (n *Node) download(ctx context.Context, j *job) ([]runner.Package, error) {
 	if ferr != nil {
 		return nil, ferr
 	}
+	if err == nil {
+		n.log.Info("downloaded", "order", o.ID, "packages", len(pkgs), "fetched", fetched)
+	}
 	return pkgs, err
 }
 

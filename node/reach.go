@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
 )
 
 // Reachability: a node whose advertised address its site peers cannot
@@ -100,18 +102,30 @@ func (n *Node) unreachablePeers() []string {
 	})
 }
 
-// probeMembers connects to a few site members this node is not connected
-// to and has not checked lately, noting which fail. One probe round runs
-// at a time.
+// probeMembers checks that a few site members, not checked lately, accept
+// a TCP connection at the address they gossip (the one they advertise),
+// noting which do not. A plain TCP connect tests exactly that address: a
+// libp2p connection may already exist the other way, or to an address the
+// member did not advertise. One probe round runs at a time.
 func (n *Node) probeMembers() {
-	n.siteMu.Lock()
-	var ids []peer.ID
-	for id := range n.sitePeers {
-		if n.h.Network().Connectedness(id) != network.Connected {
-			ids = append(ids, id)
-		}
+	m := n.members.Load()
+	if m == nil {
+		return
 	}
-	n.siteMu.Unlock()
+	addrs := map[peer.ID]ma.Multiaddr{}
+	var ids []peer.ID
+	for _, mem := range m.Members() {
+		id, err := p2p.DecodePeerID(mem.Meta.NodeID)
+		if err != nil || id == n.h.ID() {
+			continue
+		}
+		a, err := ma.NewMultiaddr(mem.Meta.P2PAddr)
+		if err != nil {
+			continue
+		}
+		addrs[id] = a
+		ids = append(ids, id)
+	}
 	todo := n.reach.due(ids, n.cfg.now(), reachProbes)
 	if len(todo) == 0 {
 		return
@@ -131,8 +145,12 @@ func (n *Node) probeMembers() {
 		}()
 		for _, id := range todo {
 			ctx, cancel := context.WithTimeout(n.ctx, reachTimeout)
-			err := n.h.Connect(ctx, peer.AddrInfo{ID: id})
+			var d manet.Dialer
+			c, err := d.DialContext(ctx, addrs[id])
 			cancel()
+			if c != nil {
+				_ = c.Close()
+			}
 			if n.ctx.Err() != nil {
 				return
 			}

@@ -93,8 +93,10 @@ func (n *Node) dialRelay(id peer.ID) {
 	if n.ctx.Err() != nil {
 		return
 	}
-	n.reach.note(id, n.cfg.now(), err)
 	if err != nil {
+		// Only a failure says something about the relay's address: a
+		// success may reuse a connection the relay opened to this node.
+		n.reach.note(id, n.cfg.now(), err)
 		n.log.Warn("cannot connect to the site's relay (retried on the next site change or sync)", "relay", id, "err", err)
 	}
 }

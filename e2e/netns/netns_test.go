@@ -63,6 +63,9 @@ type params struct {
 	rate         string
 	maxRatio     float64
 	prefix       string
+	// coordRate shapes the coordinator's uplink and portRate every node's
+	// port both ways (tc rate syntax); "" leaves them unshaped.
+	coordRate, portRate string
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -133,6 +136,61 @@ type network struct {
 	prefix string
 	mu     sync.Mutex
 	ns     []string // created, in order
+	// neigh holds the kernel's neighbour table limits as they were before
+	// raiseNeighbourLimits, restored by destroy.
+	neigh map[string]string
+}
+
+// The kernel's ARP table is one for all network namespaces, capped by
+// net.ipv4.neigh.default.gc_thresh3 (1024 by default): past it, "neighbour
+// table overflow" drops packets to hosts without an entry. Here every host
+// shares this machine's kernel, so a fleet whose members all talk to each
+// other (gossip probes every member) fills it: 4 sites × 16 nodes need
+// 64 × 16 = 1,024 entries, and the 63rd or 64th node's enrollment timed
+// out at the TCP connect while a plain connect got through. On a real LAN
+// each host has its own table (a site beyond about a thousand hosts on
+// one segment needs gc_thresh raised there too; see the README).
+var neighKeys = []string{"gc_thresh1", "gc_thresh2", "gc_thresh3"}
+
+// raiseNeighbourLimits makes the shared table hold at least entries.
+func (n *network) raiseNeighbourLimits(entries int) {
+	n.t.Helper()
+	path := func(k string) string { return "/proc/sys/net/ipv4/neigh/default/" + k }
+	b, err := os.ReadFile(path("gc_thresh3"))
+	if err != nil {
+		n.t.Fatalf("read gc_thresh3: %v", err)
+	}
+	cur, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	want := 2 * entries
+	if cur >= want {
+		return
+	}
+	n.neigh = map[string]string{}
+	for _, k := range neighKeys {
+		old, err := os.ReadFile(path(k))
+		if err != nil {
+			n.t.Fatalf("read %s: %v", k, err)
+		}
+		n.neigh[k] = strings.TrimSpace(string(old))
+	}
+	vals := map[string]int{"gc_thresh1": want / 4, "gc_thresh2": want / 2, "gc_thresh3": want}
+	for _, k := range neighKeys {
+		if err := os.WriteFile(path(k), []byte(strconv.Itoa(vals[k])), 0o644); err != nil {
+			n.t.Fatalf("raise %s to %d: %v", k, vals[k], err)
+		}
+	}
+	n.t.Logf("neighbour table limits raised to %v for %d entries (were %v; restored at cleanup)", vals, entries, n.neigh)
+}
+
+func (n *network) restoreNeighbourLimits() {
+	for _, k := range neighKeys {
+		if v, ok := n.neigh[k]; ok {
+			if err := os.WriteFile("/proc/sys/net/ipv4/neigh/default/"+k, []byte(v), 0o644); err != nil {
+				n.t.Logf("cleanup: restore %s=%s: %v", k, v, err)
+			}
+		}
+	}
+	n.neigh = nil
 }
 
 func (n *network) name(suffix string) string { return n.prefix + "-" + suffix }
@@ -199,10 +257,37 @@ func (n *network) addr(ns, dev, cidr string) {
 	n.ipn(ns, "link", "set", dev, "up")
 }
 
-// shape puts a tbf on dev's egress: rate, 32 kbit burst, 400 ms queue.
+// shape puts a tbf on dev's egress: rate, a 400 ms queue.
+//
+// The bucket holds 4 ms of the rate, at least 32 kbit: tbf needs a burst of
+// at least rate/HZ to reach its rate (HZ is 250 on Debian's kernels), and
+// a smaller one made the links run below their rate.
 func (n *network) shape(ns, dev, rate string) {
 	n.t.Helper()
-	n.in(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms")
+	bps, err := rateBits(rate)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	burst := max(int64(32_000), bps/250)
+	n.in(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", strconv.FormatInt(burst/8, 10), "latency", "400ms")
+}
+
+// rateBits parses a tc rate such as 20mbit, 200Mbit, 1gbit, 500kbit.
+func rateBits(s string) (int64, error) {
+	l := strings.ToLower(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
+		if num, ok := strings.CutSuffix(l, u.suffix); ok {
+			f, err := strconv.ParseFloat(num, 64)
+			if err != nil || f <= 0 {
+				break
+			}
+			return int64(f * float64(u.mult)), nil
+		}
+	}
+	return 0, fmt.Errorf("rate %q: want a tc rate such as 20mbit", s)
 }
 
 // counters reads a link's byte counters from the kernel.
@@ -269,6 +354,7 @@ func (n *network) destroy() {
 		}
 	}
 	n.t.Logf("cleanup: deleted %d namespaces %s-*", len(nss), n.prefix)
+	n.restoreNeighbourLimits()
 }
 
 // topology is the addressing of one run.
@@ -292,6 +378,9 @@ const routerWANDev = "wan0"    // WAN link k, router end
 func (n *network) build(p params) *topology {
 	n.t.Helper()
 	tp := &topology{coordIP: "10.200.0.1"}
+	// Each node: its site's members and router; each router: its nodes,
+	// the other routers and the coordinator.
+	n.raiseNeighbourLimits(p.sites*p.nodes*p.nodes + p.sites*(p.nodes+p.sites+1))
 	tp.wan = n.add("wan")
 	n.bridge(tp.wan, "br0")
 
@@ -299,6 +388,9 @@ func (n *network) build(p params) *topology {
 	n.veth(tp.coord, "eth0", tp.wan, "coord")
 	n.port(tp.wan, "coord", "br0")
 	n.addr(tp.coord, "eth0", tp.coordIP+"/24")
+	if p.coordRate != "" {
+		n.shape(tp.coord, "eth0", p.coordRate)
+	}
 
 	for k := 1; k <= p.sites; k++ {
 		r := n.add(fmt.Sprintf("r%d", k))
@@ -323,6 +415,10 @@ func (n *network) build(p params) *topology {
 			n.port(r, dev, "br0")
 			n.addr(ns, "eth0", nodeIP(k, i)+"/24")
 			n.ipn(ns, "route", "add", "default", "via", fmt.Sprintf("10.200.%d.1", k))
+			if p.portRate != "" {
+				n.shape(ns, "eth0", p.portRate) // the node's upload
+				n.shape(r, dev, p.portRate)     // its download
+			}
 			nss = append(nss, ns)
 			ips = append(ips, nodeIP(k, i))
 		}
@@ -400,6 +496,7 @@ func (f *fleet) cli(ns string, args ...string) string {
 	defer cancel()
 	out, errOut, err := f.try(ctx, ns, args...)
 	if err != nil {
+		holdOnFailure(f.t, fmt.Sprintf("relaymesh %s in %s failed", strings.Join(args, " "), ns))
 		f.t.Fatalf("[%s] relaymesh %s: %v\nstdout: %s\nstderr: %s", ns, strings.Join(args, " "), err, out, errOut)
 	}
 	return out
@@ -523,6 +620,19 @@ func cleanupOnSignal(t *testing.T, f *fleet, n *network) {
 	})
 }
 
+// holdOnFailure keeps the namespaces and daemons of a failed run for
+// RELAYMESH_NETNS_HOLD (a duration, e.g. 10m) so they can be inspected
+// with ip netns exec; unset, it returns at once.
+func holdOnFailure(t *testing.T, what string) {
+	d, err := time.ParseDuration(os.Getenv("RELAYMESH_NETNS_HOLD"))
+	if err != nil || d <= 0 {
+		return
+	}
+	t.Logf("%s: holding the network for %s (RELAYMESH_NETNS_HOLD)", what, d)
+	fmt.Fprintf(os.Stderr, "e2e-netns: HOLD %s: %s\n", d, what)
+	time.Sleep(d)
+}
+
 // tail returns the last 25 lines of a log.
 func tail(path string) string {
 	b, _ := os.ReadFile(path)
@@ -579,9 +689,11 @@ func writeRandomPackage(t *testing.T, path string, size int) int64 {
 	return st.Size()
 }
 
-const nodeConfig = `listen: ["/ip4/%[1]s/tcp/4711"]
-gossip_bind: "%[1]s"
-sync_interval: 1s
+// nodeConfig sets only timers (fast, for a test) and a harmless reboot
+// command: listen and gossip stay on their defaults, every interface at
+// ports 4711 and 4712, as an admin's node has them. Before those defaults
+// a node listened on loopback and its site peers could not reach it.
+const nodeConfig = `sync_interval: 1s
 call_timeout: 10s
 status_backoff_min: 100ms
 status_backoff_max: 2s
@@ -592,6 +704,10 @@ fast_gossip: true
 `
 
 // ---------------------------------------------------------------- the test
+
+// misadvertised is the node of TestWANBytesPerSite (with 3 or more nodes a
+// site) enrolled with an --advertise address that does not exist.
+const misadvertised = "s1n3"
 
 // TestWANBytesPerSite builds SITES sites of NODES nodes behind tbf-shaped
 // WAN links, deploys a random package of MIB MiB to every node and checks
@@ -647,12 +763,22 @@ func TestWANBytesPerSite(t *testing.T) {
 	for k := 1; k <= p.sites; k++ {
 		tok := strings.TrimSpace(f.admin("token", "create", "--site", siteName(k), "--uses", strconv.Itoa(p.nodes)))
 		for i := 1; i <= p.nodes; i++ {
-			ns, ip, name := tp.nodes[k-1][i-1], tp.nodeIPs[k-1][i-1], nodeName(k, i)
+			ns, name := tp.nodes[k-1][i-1], nodeName(k, i)
 			dir := filepath.Join(root, name)
-			f.cli(ns, "node", "enroll", "--coordinator", coordAddr, "--token", tok, "--dir", dir, "--name", name)
-			if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(fmt.Sprintf(nodeConfig, ip)), 0o600); err != nil {
+			args := []string{"node", "enroll", "--coordinator", coordAddr, "--token", tok, "--dir", dir, "--name", name}
+			cfg := nodeConfig
+			if name == misadvertised {
+				// Its peers cannot reach it there: the fleet must say so.
+				args = append(args, "--advertise", "/ip4/10.200.1.250/tcp/4711")
+				cfg += "not_relay: true\n"
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
+			if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.cli(ns, args...)
 			f.start(ns, name, "node", "run", "--dir", dir)
 		}
 	}
@@ -670,6 +796,28 @@ func TestWANBytesPerSite(t *testing.T) {
 		}
 		return alive == total && withRelay == p.sites, strings.Join(st, "; ")
 	})
+
+	// The node that advertises an address nobody can reach is named, by
+	// the coordinator and in its own log.
+	if p.nodes >= 3 {
+		eventually(t, 60*time.Second, misadvertised+" reported unreachable", func() (bool, string) {
+			var n coordinator.NodeView
+			f.adminJSON(&n, "nodes", "show", misadvertised)
+			var sites []coordinator.SiteView
+			f.adminJSON(&sites, "sites", "list")
+			warned := strings.Contains(f.admin("sites", "list"), "peers cannot connect to "+misadvertised)
+			b, _ := os.ReadFile(filepath.Join(root, misadvertised+".log"))
+			logged := strings.Contains(string(b), "site peers cannot connect to this node")
+			return len(n.UnreachableBy) > 0 && warned && logged, fmt.Sprintf("unreachable_by %v, sites list warns %v, its log warns %v", n.UnreachableBy, warned, logged)
+		})
+		var others []coordinator.NodeView
+		f.adminJSON(&others, "nodes", "list")
+		for _, n := range others {
+			if n.Name != misadvertised && len(n.UnreachableBy) > 0 {
+				t.Errorf("%s is reported unreachable by %v; only %s advertises a wrong address", n.Name, n.UnreachableBy, misadvertised)
+			}
+		}
+	}
 
 	// The package.
 	size := p.mib << 20

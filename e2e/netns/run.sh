@@ -36,7 +36,23 @@ if ! out=$(ip netns add "$probe" 2>&1); then
 fi
 ip netns del "$probe" 2>/dev/null
 
+# The tests raise the kernel's neighbour table limits (one table for all
+# namespaces) for big fleets and restore them; if a test binary dies, the
+# trap puts back the values seen here.
+neigh_saved=""
+for k in gc_thresh1 gc_thresh2 gc_thresh3; do
+	neigh_saved="$neigh_saved $k=$(cat /proc/sys/net/ipv4/neigh/default/$k 2>/dev/null)"
+done
+restore_neigh() {
+	local kv
+	for kv in $neigh_saved; do
+		[ -n "${kv#*=}" ] && echo "${kv#*=}" >"/proc/sys/net/ipv4/neigh/default/${kv%%=*}" 2>/dev/null
+	done
+	return 0
+}
+
 cleanup() {
+	restore_neigh
 	local ns pid n=0
 	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${prefix}-" || true); do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
