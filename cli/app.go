@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -62,6 +64,7 @@ type app struct {
 	log            *slog.Logger
 	level          slog.Level // of log
 	quiet          bool       // global --quiet (commands may add their own)
+	profile        *os.File   // --cpu-profile, open while the command runs
 	// isTerminal reports whether w is an interactive terminal; tests
 	// replace it.
 	isTerminal func(w io.Writer) bool
@@ -126,8 +129,13 @@ func (a *app) cliApp() *cli.App {
 				Name:  "quiet",
 				Usage: "no progress bars or summaries; results only",
 			},
+			&cli.StringFlag{
+				Name:  "cpu-profile",
+				Usage: "write a Go CPU profile of this run to `FILE` (%p is replaced by the process ID), for go tool pprof",
+			},
 		},
 		Before:   a.setup,
+		After:    a.teardown,
 		Commands: a.commands(),
 	}
 	ca.Action = a.rootAction
@@ -175,6 +183,29 @@ func (a *app) setup(c *cli.Context) error {
 	a.level = level
 	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	a.quiet = c.Bool("quiet")
+	if path := c.String("cpu-profile"); path != "" {
+		path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
+		f, err := os.Create(path)
+		if err != nil {
+			return usageErrorf("--cpu-profile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return usageErrorf("--cpu-profile: %v", err)
+		}
+		a.profile = f
+	}
+	return nil
+}
+
+// teardown ends what setup started.
+func (a *app) teardown(*cli.Context) error {
+	if a.profile != nil {
+		pprof.StopCPUProfile()
+		err := a.profile.Close()
+		a.profile = nil
+		return err
+	}
 	return nil
 }
 

@@ -95,7 +95,8 @@ func (c *Coordinator) orderKeyPEM() string {
 }
 
 func checkInfo(i *core.NodeInfo) error {
-	if len(i.Hostname) > 255 || len(i.OS) > 32 || len(i.Arch) > 32 || len(i.Version) > 64 || len(i.GossipAddr) > 128 || len(i.Addrs) > 16 {
+	if len(i.Hostname) > 255 || len(i.OS) > 32 || len(i.Arch) > 32 || len(i.Version) > 64 || len(i.GossipAddr) > 128 || len(i.Addrs) > 16 ||
+		len(i.Unreachable) > core.MaxUnreachable {
 		return fmt.Errorf("%w: node info fields too long", ErrBadRequest)
 	}
 	for _, a := range i.Addrs {
@@ -109,6 +110,7 @@ func checkInfo(i *core.NodeInfo) error {
 func applyInfo(n *NodeRecord, i *core.NodeInfo, now time.Time) {
 	n.Name, n.OS, n.Arch, n.Version = i.Hostname, i.OS, i.Arch, i.Version
 	n.Addrs, n.GossipAddr, n.Relay = i.Addrs, i.GossipAddr, i.Relay
+	n.Unreachable = i.Unreachable
 	if i.Traffic != nil {
 		n.Traffic = i.Traffic
 	}
@@ -171,7 +173,7 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	// Persist a heartbeat when something but the time changed, or the
 	// stored last-seen is getting old; memory always has the latest.
 	if !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr || cp.Relay != n.Relay ||
-		cp.Name != n.Name || cp.Version != n.Version || now.Sub(c.st.savedSeen[node]) > time.Minute {
+		cp.Name != n.Name || cp.Version != n.Version || !slices.Equal(cp.Unreachable, n.Unreachable) || now.Sub(c.st.savedSeen[node]) > time.Minute {
 		if err := c.st.write(jsonPair(keyNode+node, &cp)); err != nil {
 			c.st.mu.Unlock()
 			return nil, err
@@ -192,6 +194,7 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	if req.SeenMembers == 0 || req.SeenMembers < c.aliveInSiteLocked(cp.Site, now) {
 		resp.SiteMembers = c.siteMembersLocked(cp.Site, node, now)
 	}
+	resp.UnreachableBy = c.unreachableByLocked(&cp, now)
 	return resp, nil
 }
 

@@ -23,7 +23,14 @@ type NodeInfo struct {
 	Relay      bool     `json:"relay,omitempty"`       // currently elected relay of its site
 	// Traffic counts the bytes this node exchanged since it started.
 	Traffic *Traffic `json:"traffic,omitempty"`
+	// Unreachable are the site members (node IDs) this node recently
+	// failed to connect to at the addresses they advertise; at most
+	// MaxUnreachable.
+	Unreachable []string `json:"unreachable,omitempty"`
 }
+
+// MaxUnreachable bounds NodeInfo.Unreachable and SyncResponse.UnreachableBy.
+const MaxUnreachable = 16
 
 // Traffic is a node's byte counters by peer class, since it started.
 type Traffic struct {
@@ -79,6 +86,9 @@ type SyncRequest struct {
 type SyncResponse struct {
 	Orders      []*Envelope `json:"orders,omitempty"`
 	SiteMembers []Member    `json:"site_members,omitempty"`
+	// UnreachableBy names the site members that reported they cannot
+	// connect to this node at the addresses it advertises.
+	UnreachableBy []string `json:"unreachable_by,omitempty"`
 }
 
 // OrdersPush delivers signed orders; nodes verify each themselves.

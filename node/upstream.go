@@ -64,6 +64,8 @@ func (n *Node) syncOnce(ctx context.Context) error {
 		n.intake(env)
 	}
 	n.rejoin(resp.SiteMembers)
+	n.warnUnreachable(resp.UnreachableBy[:min(len(resp.UnreachableBy), core.MaxUnreachable)])
+	n.probeMembers()
 	return nil
 }
 
@@ -74,7 +76,7 @@ func (n *Node) info() core.NodeInfo {
 		out = append(out, a.String())
 	}
 	return core.NodeInfo{Hostname: n.enr.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: Version, Addrs: out,
-		GossipAddr: n.gossipAddr(), Relay: n.IsRelay(), Traffic: n.traffic()}
+		GossipAddr: n.gossipAddr(), Relay: n.IsRelay(), Traffic: n.traffic(), Unreachable: n.unreachablePeers()}
 }
 
 // sendStatus delivers one outbox batch upward: through the site's relay,
