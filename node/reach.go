@@ -18,11 +18,12 @@ import (
 
 // Reachability: a node whose advertised address its site peers cannot
 // reach (a wrong advertise, a firewall, loopback) makes its site fetch
-// around it, and nothing else would say so. Every node therefore notes the
-// site members it fails to connect to (its relays, and on each sync up to
-// reachProbes members it has not checked for reachRecheck) and tells the
-// coordinator; the coordinator shows, per node, which peers cannot reach
-// it (nodes show, sites list) and tells the node, which logs a warning.
+// around it, and nothing else would say so. On each sync every node
+// therefore makes a plain TCP connect to up to reachProbes site members it
+// has not checked for reachRecheck, at the address they gossip, and tells
+// the coordinator which failed; the coordinator shows, per node, which
+// peers cannot reach it (nodes show, sites list) and tells the node, which
+// logs a warning.
 const (
 	reachProbes  = 2
 	reachRecheck = 10 * time.Minute
@@ -153,6 +154,9 @@ func (n *Node) probeMembers() {
 			}
 			if n.ctx.Err() != nil {
 				return
+			}
+			if err != nil {
+				n.log.Warn("a site member does not accept connections at the address it advertises", "member", id, "addr", addrs[id], "err", err)
 			}
 			n.reach.note(id, n.cfg.now(), err)
 		}

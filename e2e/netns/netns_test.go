@@ -66,6 +66,9 @@ type params struct {
 	// coordRate shapes the coordinator's uplink and portRate every node's
 	// port both ways (tc rate syntax); "" leaves them unshaped.
 	coordRate, portRate string
+	// nat puts every site behind its router's masquerade (nftables): the
+	// WAN sees one address per site and cannot open connections into it.
+	nat bool
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -162,7 +165,7 @@ func (n *network) raiseNeighbourLimits(entries int) {
 	}
 	cur, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	want := 2 * entries
-	if cur >= want {
+	if cur >= want || os.Getenv("RELAYMESH_NETNS_NEIGH") == "keep" { // keep: to show the fault
 		return
 	}
 	n.neigh = map[string]string{}
@@ -173,7 +176,7 @@ func (n *network) raiseNeighbourLimits(entries int) {
 		}
 		n.neigh[k] = strings.TrimSpace(string(old))
 	}
-	vals := map[string]int{"gc_thresh1": want / 4, "gc_thresh2": want / 2, "gc_thresh3": want}
+	vals := map[string]int{"gc_thresh1": want / 2, "gc_thresh2": want, "gc_thresh3": 2 * want}
 	for _, k := range neighKeys {
 		if err := os.WriteFile(path(k), []byte(strconv.Itoa(vals[k])), 0o644); err != nil {
 			n.t.Fatalf("raise %s to %d: %v", k, vals[k], err)
@@ -405,7 +408,13 @@ func (n *network) build(p params) *topology {
 		n.bridge(r, "br0")
 		n.addr(r, "br0", fmt.Sprintf("10.200.%d.1/24", k))
 		n.in(r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-		n.ipn(tp.coord, "route", "add", siteNet(k), "via", routerWANIP(k))
+		if p.nat {
+			n.in(r, "nft", "add table ip nat")
+			n.in(r, "nft", "add chain ip nat post { type nat hook postrouting priority 100 ; }")
+			n.in(r, "nft", "add rule ip nat post oifname "+routerWANDev+" ip saddr "+siteNet(k)+" masquerade")
+		} else {
+			n.ipn(tp.coord, "route", "add", siteNet(k), "via", routerWANIP(k))
+		}
 
 		var nss, ips []string
 		for i := 1; i <= p.nodes; i++ {
@@ -429,7 +438,7 @@ func (n *network) build(p params) *topology {
 	// another site's relay).
 	for k := 1; k <= p.sites; k++ {
 		for j := 1; j <= p.sites; j++ {
-			if j != k {
+			if j != k && !p.nat {
 				n.ipn(tp.routers[k-1], "route", "add", siteNet(j), "via", routerWANIP(j))
 			}
 		}

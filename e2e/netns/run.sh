@@ -78,4 +78,4 @@ echo "e2e-netns: building relaymesh"
 
 echo "e2e-netns: namespaces $prefix-*"
 TMPDIR=$rundir/tmp RELAYMESH_NETNS_PREFIX=$prefix RELAYMESH_BIN=$rundir/relaymesh \
-	"$GO" test -tags netns -count=1 -timeout "${E2E_NETNS_TIMEOUT:-6m}" -v -run 'TestWANBytesPerSite' ./e2e/netns/
+	"$GO" test -tags netns -count=1 -timeout "${E2E_NETNS_TIMEOUT:-6m}" -v -run 'TestWANBytesPerSite|TestFleetOf80|TestSiteBehindNAT' ./e2e/netns/
