@@ -22,6 +22,7 @@ type Badger struct {
 	db  *badger.DB
 	log *slog.Logger
 	idx *index
+	hot *hot // recently stored or read fragments, verified
 
 	wmu  sync.Mutex // serialises fragment and pin writes, so index plans stay valid
 	kvMu sync.Mutex // serialises KV writes, so transactions never conflict
@@ -84,7 +85,7 @@ func OpenBadger(cfg Config) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open badger in %q: %w", cfg.Dir, err)
 	}
-	b := &Badger{db: db, log: log, idx: newIndex(cfg.QuotaBytes)}
+	b := &Badger{db: db, log: log, idx: newIndex(cfg.QuotaBytes), hot: newHot(cfg.HotBytes)}
 	if err := b.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -170,6 +171,7 @@ func (b *Badger) trim() error {
 		return fmt.Errorf("cache: trim to quota: %w", err)
 	}
 	b.idx.remove(victims...)
+	b.hot.remove(victims...)
 	return nil
 }
 

@@ -16,6 +16,13 @@ func (b *Badger) Put(c cid.Cid, data []byte) error {
 	if err := core.VerifyBytes(c, data); err != nil {
 		return fmt.Errorf("cache: put: %w", err)
 	}
+	return b.put(c, data)
+}
+
+// PutVerified stores bytes hashed already (VerifiedPutter).
+func (b *Badger) PutVerified(v core.Verified) error { return b.put(v.CID(), v.Bytes()) }
+
+func (b *Badger) put(c cid.Cid, data []byte) error {
 	unlock, err := b.enter()
 	if err != nil {
 		return err
@@ -45,6 +52,8 @@ func (b *Badger) Put(c cid.Cid, data []byte) error {
 	}
 	b.idx.remove(victims...)
 	b.idx.add(c, size)
+	b.hot.remove(victims...)
+	b.hot.add(c, bytes.Clone(data)) // the caller may reuse data
 	if len(victims) > 0 {
 		b.log.Debug("evicted for quota", "count", len(victims), "for", c)
 	}
@@ -53,7 +62,9 @@ func (b *Badger) Put(c cid.Cid, data []byte) error {
 
 // read fetches and re-hashes a fragment. Bytes that no longer match their
 // CID (disk corruption, tampering) are deleted and reported as a digest
-// mismatch, so they are never served.
+// mismatch, so they are never served. A fragment in the hot set was hashed
+// when it entered and comes from memory; the returned slice may be shared
+// and must not be written to.
 func (b *Badger) read(op string, c cid.Cid) ([]byte, error) {
 	if err := core.CheckCID(c); err != nil {
 		return nil, fmt.Errorf("cache: %s: %w", op, err)
@@ -63,6 +74,10 @@ func (b *Badger) read(op string, c cid.Cid) ([]byte, error) {
 		return nil, err
 	}
 	defer unlock()
+	if data := b.hot.get(c); data != nil && b.idx.has(c) {
+		b.idx.touch(c)
+		return data, nil
+	}
 	var data []byte
 	err = b.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(fragKey(c))
@@ -86,10 +101,18 @@ func (b *Badger) read(op string, c cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("cache: %s: %w", op, err)
 	}
 	b.idx.touch(c)
+	b.hot.add(c, data)
 	return data, nil
 }
 
-func (b *Badger) Get(c cid.Cid) ([]byte, error) { return b.read("get", c) }
+// Get returns a copy: read's bytes may be shared with the hot set.
+func (b *Badger) Get(c cid.Cid) ([]byte, error) {
+	data, err := b.read("get", c)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(data), nil
+}
 
 // Open returns the verified fragment behind a reader; the bytes are read
 // and hashed in full first, since a fragment must be verified before any
@@ -136,6 +159,7 @@ func (b *Badger) deleteLocked(c cid.Cid) error {
 		return fmt.Errorf("cache: delete %s: %w", c, err)
 	}
 	b.idx.remove(c)
+	b.hot.remove(c)
 	return nil
 }
 

@@ -108,3 +108,45 @@ func TestIdleHeapBudget(t *testing.T) {
 		t.Logf("idle heap %.1f MiB", heap)
 	}
 }
+
+// BenchmarkBadgerPutVerified1MiB is Put of fragments a fetch hashed
+// already (core.Verify): the write and the hot-set copy, no second hash.
+func BenchmarkBadgerPutVerified1MiB(b *testing.B) {
+	s := openTestBadger(b, DefaultConfig(b.TempDir()))
+	buf := make([]byte, mib)
+	b.SetBytes(mib)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		c := randomFragment(buf, uint64(i))
+		v, err := core.Verify(c, buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := s.PutVerified(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBadgerServeHot1MiB is a relay serving the fragment it stored
+// last to member after member: Open from the hot set, no disk read and no
+// hash. Compare BenchmarkBadgerGet1MiB (HotBytes 0: read and hash).
+func BenchmarkBadgerServeHot1MiB(b *testing.B) {
+	s := openTestBadger(b, DefaultConfig(b.TempDir()))
+	buf := make([]byte, mib)
+	c := randomFragment(buf, 1)
+	if err := s.Put(c, buf); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(mib)
+	b.ReportAllocs()
+	for b.Loop() {
+		rc, _, err := s.Open(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = rc.Close()
+	}
+}

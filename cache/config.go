@@ -18,6 +18,10 @@ type Config struct {
 	// Logger receives badger's warnings and errors and the cache's own
 	// messages. Nil discards them.
 	Logger *slog.Logger
+	// HotBytes is how much memory keeps the fragments stored or read
+	// last, already hashed, so that serving them again costs no disk read
+	// and no hash; 0 turns it off. DefaultConfig sets DefaultHotBytes.
+	HotBytes int64
 	// InMemory keeps everything in memory (nothing durable); for tests.
 	// Badger then refuses values over 1 MiB: use NewMemory for fragments.
 	InMemory bool
@@ -28,6 +32,7 @@ func DefaultConfig(dir string) Config {
 	return Config{
 		Dir:        dir,
 		GCInterval: 10 * time.Minute,
+		HotBytes:   DefaultHotBytes,
 		Logger:     slog.New(slog.DiscardHandler),
 	}
 }
@@ -44,6 +49,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Dir is empty: set a directory or InMemory", ErrBadConfig)
 	case c.QuotaBytes < 0:
 		return fmt.Errorf("%w: QuotaBytes %d: must be >= 0 (0 = unlimited)", ErrBadConfig, c.QuotaBytes)
+	case c.HotBytes < 0:
+		return fmt.Errorf("%w: HotBytes %d: must be >= 0 (0 = off)", ErrBadConfig, c.HotBytes)
 	case c.GCInterval < 0:
 		return fmt.Errorf("%w: GCInterval %s: must be >= 0 (0 = no background GC)", ErrBadConfig, c.GCInterval)
 	}

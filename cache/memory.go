@@ -37,6 +37,13 @@ func (m *Memory) Put(c cid.Cid, data []byte) error {
 	if err := core.VerifyBytes(c, data); err != nil {
 		return fmt.Errorf("cache: put: %w", err)
 	}
+	return m.put(c, data)
+}
+
+// PutVerified stores bytes hashed already (VerifiedPutter).
+func (m *Memory) PutVerified(v core.Verified) error { return m.put(v.CID(), v.Bytes()) }
+
+func (m *Memory) put(c cid.Cid, data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

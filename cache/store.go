@@ -4,6 +4,8 @@ import (
 	"io"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/relaymesh/relaymesh/core"
 )
 
 // Store holds fragments by CID. Implementations are safe for concurrent use.
@@ -75,4 +77,25 @@ var (
 	_ KV    = (*badgerKV)(nil)
 	_ Store = (*Memory)(nil)
 	_ KV    = (*memoryKV)(nil)
+)
+
+// VerifiedPutter is a Store that can take bytes hashed against their CID
+// already (a fragment fetched from a peer was, as it arrived) without
+// hashing them again.
+type VerifiedPutter interface {
+	PutVerified(v core.Verified) error
+}
+
+// PutVerified stores v in s: through PutVerified when s has it, else Put
+// (which hashes again).
+func PutVerified(s Store, v core.Verified) error {
+	if vp, ok := s.(VerifiedPutter); ok {
+		return vp.PutVerified(v)
+	}
+	return s.Put(v.CID(), v.Bytes())
+}
+
+var (
+	_ VerifiedPutter = (*Badger)(nil)
+	_ VerifiedPutter = (*Memory)(nil)
 )

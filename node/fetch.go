@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/node/runner"
 )
@@ -34,7 +35,7 @@ func (n *Node) fragTimeout(size int64) time.Duration {
 // fetchOne fetches c (at most size bytes), verified against c, from the
 // best source the mesh knows: site peers, the site's relay, the
 // coordinator (see node/mesh).
-func (n *Node) fetchOne(ctx context.Context, c cid.Cid, size int64) ([]byte, error) {
+func (n *Node) fetchOne(ctx context.Context, c cid.Cid, size int64) (core.Verified, error) {
 	return n.mesh.Fetch(ctx, c, size)
 }
 
@@ -46,15 +47,15 @@ func (n *Node) manifest(ctx context.Context, c cid.Cid) (*core.Manifest, error) 
 			return m, nil
 		}
 	}
-	data, err := n.fetchOne(ctx, c, core.MaxManifestBytes)
+	v, err := n.fetchOne(ctx, c, core.MaxManifestBytes)
 	if err != nil {
 		return nil, fmt.Errorf("node: fetch manifest %s: %w", c, err)
 	}
-	m, err := core.DecodeManifestFor(c, data)
+	m, err := core.DecodeManifestFor(c, v.Bytes())
 	if err != nil {
 		return nil, &packageError{pkg: c.String(), state: core.ErrBadID, msg: err.Error()}
 	}
-	if err := n.store.Put(c, data); err != nil {
+	if err := cache.PutVerified(n.store, v); err != nil {
 		return nil, fmt.Errorf("node: cache manifest %s: %w", c, err)
 	}
 	n.mesh.Have(c) // site peers may ask this node for it, not only the relay
@@ -269,9 +270,9 @@ func (p *picker) finish(pull bool) {
 func (n *Node) fetchFragment(ctx context.Context, c cid.Cid, size int64) error {
 	var err error
 	for try := 1; try <= n.cfg.FragmentRetry; try++ {
-		var data []byte
-		if data, err = n.fetchOne(ctx, c, size); err == nil {
-			if err = n.store.Put(c, data); err == nil {
+		var v core.Verified
+		if v, err = n.fetchOne(ctx, c, size); err == nil {
+			if err = cache.PutVerified(n.store, v); err == nil {
 				n.mesh.Have(c)
 				return nil
 			}

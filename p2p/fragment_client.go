@@ -53,15 +53,24 @@ func WithMeter(m *Meter) FetchOption {
 func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSize int64,
 	opts ...FetchOption,
 ) ([]byte, error) {
+	v, err := FetchVerified(ctx, h, p, c, maxSize, opts...)
+	return v.Bytes(), err
+}
+
+// FetchVerified is FetchFragment returning the bytes as core.Verified, so
+// that storing them (cache.PutVerified) does not hash them again.
+func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSize int64,
+	opts ...FetchOption,
+) (core.Verified, error) {
 	var o fetchOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if err := core.CheckCID(c); err != nil {
-		return nil, fmt.Errorf("p2p: fetch fragment: %w", err)
+		return core.Verified{}, fmt.Errorf("p2p: fetch fragment: %w", err)
 	}
 	if maxSize <= 0 {
-		return nil, fmt.Errorf("%w: fetch fragment %s: maxSize %d: must be positive", ErrBadConfig, c, maxSize)
+		return core.Verified{}, fmt.Errorf("%w: fetch fragment %s: maxSize %d: must be positive", ErrBadConfig, c, maxSize)
 	}
 	protos := []protocol.ID{FragmentProtocol}
 	if o.redirect {
@@ -69,13 +78,13 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	}
 	s, err := openStream(ctx, h, p, protos...)
 	if err != nil {
-		return nil, err
+		return core.Verified{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	fail := func(err error) ([]byte, error) {
+	fail := func(err error) (core.Verified, error) {
 		_ = s.Reset()
-		return nil, ctxErr(ctx, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err))
+		return core.Verified{}, ctxErr(ctx, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err))
 	}
 
 	req := fragRequest{CID: c.String(), FollowRedirects: o.redirect && s.Protocol() == FragmentProtocolRedirect}
@@ -94,25 +103,25 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	case len(hdr.Redirect) > 0:
 		_ = s.Close()
 		if !req.FollowRedirects {
-			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that was not asked for", c, p, ErrBadMsg)
+			return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that was not asked for", c, p, ErrBadMsg)
 		}
 		if hdr.Found {
-			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that also serves", c, p, ErrBadMsg)
+			return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w: a redirect that also serves", c, p, ErrBadMsg)
 		}
 		rd, err := decodeRedirect(p, hdr.Redirect)
 		if err != nil {
-			return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err)
+			return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err)
 		}
-		return nil, rd
+		return core.Verified{}, rd
 	case hdr.Error == busyAnswer:
 		_ = s.Close()
-		return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, ErrBusy)
+		return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, ErrBusy)
 	case hdr.Error != "":
 		_ = s.Close()
-		return nil, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, &RemoteError{Msg: hdr.Error})
+		return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, &RemoteError{Msg: hdr.Error})
 	case !hdr.Found:
 		_ = s.Close()
-		return nil, fmt.Errorf("%w: %s at %s", ErrNotFound, c, p)
+		return core.Verified{}, fmt.Errorf("%w: %s at %s", ErrNotFound, c, p)
 	case hdr.Size < 0:
 		return fail(fmt.Errorf("%w: negative size %d", ErrBadMsg, hdr.Size))
 	case hdr.Size > maxSize:
@@ -140,8 +149,9 @@ func FetchFragment(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		}
 	}
 	_ = s.Close()
-	if err := core.VerifyBytes(c, data); err != nil {
-		return nil, fmt.Errorf("p2p: fetch fragment from %s: %w", p, err)
+	v, err := core.Verify(c, data)
+	if err != nil {
+		return core.Verified{}, fmt.Errorf("p2p: fetch fragment from %s: %w", p, err)
 	}
-	return data, nil
+	return v, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -126,6 +127,24 @@ func TestBenchNetns(t *testing.T) {
 	in0, out0, c0 := wan()
 	cpu0 := f.cpuTicks()
 
+	// Sample the sites' WAN download counters while the deployment runs:
+	// when the first and last byte crossed and how busy the link was.
+	stopSampling := make(chan struct{})
+	sampled := make(chan []wanSample, 1)
+	go func() {
+		var out []wanSample
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			out = append(out, wanSample{at: time.Now(), in: readRx(tp, p.sites)})
+			select {
+			case <-stopSampling:
+				sampled <- out
+				return
+			case <-tk.C:
+			}
+		}
+	}()
 	start := time.Now()
 	var d coordinator.DeploymentView
 	f.adminJSON(&d, "deploy", "create", pkg, "--all")
@@ -136,6 +155,8 @@ func TestBenchNetns(t *testing.T) {
 		return d.Done, fmt.Sprintf("%s %v", d.State, d.Counts)
 	})
 	adminDone := time.Since(start)
+	close(stopSampling)
+	samples := <-sampled
 	cpu1 := f.cpuTicks()
 	rss := f.peakRSS()
 	waitQuiet(t, func() int64 {
@@ -168,6 +189,8 @@ func TestBenchNetns(t *testing.T) {
 		r.WANOut = append(r.WANOut, float64(out1[k-1]-out0[k-1])/float64(S))
 	}
 	r.CoordEgress = float64(c1-c0) / float64(S)
+	wanBps, _ := rateBits(p.rate)
+	r.WANFirst, r.WANLast, r.WANBusy = wanActivity(samples, start, float64(wanBps)/8, S)
 	r.Downloaded, r.Success = len(dl), len(ok)
 	r.DLLast, r.DLMedian = last(dl), median(dl)
 	r.OKLast, r.OKMedian = last(ok), median(ok)
@@ -182,7 +205,8 @@ func TestBenchNetns(t *testing.T) {
 	}
 	r.NodeRSSMaxMiB, r.NodeRSSMedianMiB = last(nodeRSS), median(nodeRSS)
 
-	t.Log("\n" + benchTable([]benchResult{r}) + "\nWAN in ÷ S per site: " + fmtRatios(r.WANIn) + "\nWAN out ÷ S per site: " + fmtRatios(r.WANOut))
+	t.Log("\n" + benchTable([]benchResult{r}) + "\nWAN in ÷ S per site: " + fmtRatios(r.WANIn) + "\nWAN out ÷ S per site: " + fmtRatios(r.WANOut) +
+		fmt.Sprintf("\nslowest site's WAN: 1%% of S in at %.2fs, 99%% at %.2fs, %.0f%% of the link rate in between", r.WANFirst, r.WANLast, 100*r.WANBusy))
 	if path := os.Getenv("RELAYMESH_BENCH_JSON"); path != "" {
 		appendResult(t, path, r)
 		t.Log("every run in " + path + ":\n" + benchTable(readResults(t, path)))
@@ -361,17 +385,77 @@ type benchResult struct {
 	NodeRSSMaxMiB    float64   `json:"node_peak_rss_max_mib"`
 	NodeRSSMedianMiB float64   `json:"node_peak_rss_median_mib"`
 	CoordRSSMiB      float64   `json:"coordinator_peak_rss_mib"`
+	// WANFirst and WANLast: when the first and the last 1% of the package
+	// had crossed the busiest site's WAN link (s after deploy create);
+	// WANBusy: the mean rate in between ÷ the link rate.
+	WANFirst float64 `json:"wan_first_s"`
+	WANLast  float64 `json:"wan_last_s"`
+	WANBusy  float64 `json:"wan_busy"`
+}
+
+type wanSample struct {
+	at time.Time
+	in []int64
+}
+
+// readRx reads the router end of each site's WAN link, bytes received.
+func readRx(tp *topology, sites int) []int64 {
+	out := make([]int64, sites)
+	for k := 1; k <= sites; k++ {
+		cmd := exec.Command("ip", "-n", tp.routers[k-1], "-s", "-j", "link", "show", "dev", routerWANDev)
+		raw, err := cmd.Output()
+		if err != nil {
+			continue
+		}
+		var links []struct {
+			Stats struct {
+				RX struct {
+					Bytes int64 `json:"bytes"`
+				} `json:"rx"`
+			} `json:"stats64"`
+		}
+		if json.Unmarshal(raw, &links) == nil && len(links) == 1 {
+			out[k-1] = links[0].Stats.RX.Bytes
+		}
+	}
+	return out
+}
+
+// wanActivity finds, over the sites, the latest time 1% and 99% of S had
+// crossed a site's WAN link, and the busiest site's mean rate between.
+func wanActivity(ss []wanSample, start time.Time, rate float64, S int64) (first, last, busy float64) {
+	if len(ss) < 2 {
+		return 0, 0, 0
+	}
+	base := ss[0].in
+	for k := range base {
+		var t1, t99 float64
+		for _, s := range ss {
+			got := s.in[k] - base[k]
+			if t1 == 0 && got >= S/100 {
+				t1 = s.at.Sub(start).Seconds()
+			}
+			if t99 == 0 && got >= S*99/100 {
+				t99 = s.at.Sub(start).Seconds()
+			}
+		}
+		first, last = max(first, t1), max(last, t99)
+		if t99 > t1 {
+			busy = max(busy, 0.98*float64(S)/rate/(t99-t1))
+		}
+	}
+	return first, last, busy
 }
 
 func benchTable(rs []benchResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-10s %-6s %7s %6s | %-17s %6s | %-17s %6s | %6s | %-11s %-9s %7s | %7s | %-11s\n",
-		"run", "K×M", "S MiB", "T* s", "DOWNLOADED med/last", "×T*", "SUCCESS med/last", "×T*", "admin", "WAN in ÷S", "out ÷S", "coord÷S", "CPU s", "RSS MiB med/max")
+	fmt.Fprintf(&b, "%-10s %-6s %7s %6s | %-17s %6s | %-17s %6s | %6s | %-11s %-9s %7s | %-15s | %7s | %-11s\n",
+		"run", "K×M", "S MiB", "T* s", "DOWNLOADED med/last", "×T*", "SUCCESS med/last", "×T*", "admin", "WAN in ÷S", "out ÷S", "coord÷S", "WAN 1%/99% busy", "CPU s", "RSS MiB med/max")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%-10s %-6s %7.1f %6.2f | %7.2f / %7.2f %6.2f | %7.2f / %7.2f %6.2f | %6.1f | %5.3f–%5.3f %9.3f %7.3f | %7.1f | %5.0f / %4.0f\n",
+		fmt.Fprintf(&b, "%-10s %-6s %7.1f %6.2f | %7.2f / %7.2f %6.2f | %7.2f / %7.2f %6.2f | %6.1f | %5.3f–%5.3f %9.3f %7.3f | %4.1f/%5.1f %3.0f%% | %7.1f | %5.0f / %4.0f\n",
 			r.Label, fmt.Sprintf("%d×%d", r.Sites, r.Nodes), float64(r.Bytes)/(1<<20), r.TStar,
 			r.DLMedian, r.DLLast, r.DLLast/r.TStar, r.OKMedian, r.OKLast, r.OKLast/r.TStar, r.AdminDone,
-			minOf(r.WANIn), maxOf(r.WANIn), maxOf(r.WANOut), r.CoordEgress, r.CPUSeconds, r.NodeRSSMedianMiB, r.NodeRSSMaxMiB)
+			minOf(r.WANIn), maxOf(r.WANIn), maxOf(r.WANOut), r.CoordEgress, r.WANFirst, r.WANLast, 100*r.WANBusy, r.CPUSeconds, r.NodeRSSMedianMiB, r.NodeRSSMaxMiB)
 	}
 	return b.String()
 }

@@ -52,7 +52,7 @@ const smallServe = 16 << 10
 // through from upstream once for the whole site), then the coordinator.
 // A relay fetching for itself goes to site peers, then upstream. It does
 // not store the fragment: the caller does (and calls Have).
-func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
+func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) (core.Verified, error) {
 	tried := map[peer.ID]bool{}
 	var (
 		lastErr    error
@@ -65,7 +65,7 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 			return m.upstream(ctx, c, maxSize)
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return core.Verified{}, err
 		}
 		src, kind := m.next(c, tried)
 		if src == "" {
@@ -145,7 +145,7 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, err
 	m.mu.Lock()
 	m.stats.Failed++
 	m.mu.Unlock()
-	return nil, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
+	return core.Verified{}, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
 }
 
 // untriedSource reports whether a site peer that has c, or a relay, is
@@ -292,7 +292,7 @@ func (m *Mesh) banned(p peer.ID, now time.Time) bool {
 // fetchFrom fetches c from p within the fragment's deadline, keeping p's
 // throughput and load, penalising p for bytes that do not match c and
 // forgetting that p has c when it does not.
-func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int), extra ...p2p.FetchOption) ([]byte, error) {
+func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int), extra ...p2p.FetchOption) (core.Verified, error) {
 	m.mu.Lock()
 	s := m.sources[p]
 	if s == nil {
@@ -317,12 +317,12 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		opts = append(opts, p2p.WithProgress(progress))
 	}
 	opts = append(opts, extra...)
-	data, err := p2p.FetchFragment(ctx, m.cfg.Host, p, c, maxSize, opts...)
+	v, err := p2p.FetchVerified(ctx, m.cfg.Host, p, c, maxSize, opts...)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
 	case err == nil:
-		bps := float64(len(data)) / max(time.Since(start).Seconds(), 1e-3)
+		bps := float64(len(v.Bytes())) / max(time.Since(start).Seconds(), 1e-3)
 		if s.ewma == 0 {
 			s.ewma = bps
 		} else {
@@ -344,7 +344,7 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		s.ewma *= 0.5 // slow or failing: rank it lower
 		m.log.Debug("fetch from source failed", "peer", p, "cid", c, "err", err)
 	}
-	return data, err
+	return v, err
 }
 
 func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {
@@ -353,7 +353,7 @@ func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {
 	}
 }
 
-// upstream is the relay's pull-through: a fragment already in the site
+// upstreamBytes is the relay's pull-through: a fragment already in the site
 // comes from the peers that have it; otherwise it crosses the WAN once,
 // whoever asks and however many ask at the same time: through the relay
 // rendezvous hashing assigns it to, or, on that relay, from the
@@ -364,7 +364,7 @@ func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {
 // their views of the site differ: a relay asks another only when that one
 // outweighs it for the fragment (rendezvous weights), so every hop goes to
 // a strictly heavier relay and the chain ends at one that goes upstream.
-func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
+func (m *Mesh) upstreamBytes(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
 	if data, err := m.cfg.Store.Get(c); err == nil {
 		return data, nil
 	}
@@ -399,6 +399,17 @@ func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, 
 	return m.cfg.Store.Get(c)
 }
 
+// upstream is upstreamBytes for the relay's own fetch: the bytes come back
+// hashed (the store verified them as it read them; Verified needs its own
+// hash).
+func (m *Mesh) upstream(ctx context.Context, c cid.Cid, maxSize int64) (core.Verified, error) {
+	data, err := m.upstreamBytes(ctx, c, maxSize)
+	if err != nil {
+		return core.Verified{}, err
+	}
+	return core.Verify(c, data)
+}
+
 // pull gets c into the store: from a site peer that has it, else through
 // relay via (when set), else from the coordinator.
 func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) error {
@@ -407,14 +418,14 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		data, err := m.fetchFrom(ctx, p, c, maxSize, nil)
 		if err == nil {
 			m.count(kindPeer)
-			return m.store(c, data)
+			return m.store(data)
 		}
 	}
 	if via != "" {
 		data, err := m.viaRelay(ctx, via, c, maxSize)
 		if err == nil {
 			m.count(kindRelay)
-			return m.store(c, data)
+			return m.store(data)
 		}
 		m.log.Debug("relay: the fragment's relay failed it; pulling from upstream", "cid", c, "relay", via, "err", err)
 	}
@@ -429,7 +440,7 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		data, err := m.fetchFrom(ctx, p, c, maxSize, nil)
 		if err == nil {
 			m.count(kindPeer)
-			return m.store(c, data)
+			return m.store(data)
 		}
 	}
 	var throttle func(int)
@@ -439,7 +450,7 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 	var err error
 	follow := true // the first ask may be redirected, once
 	for attempt := 0; attempt < 3; {
-		var data []byte
+		var data core.Verified
 		var opts []p2p.FetchOption
 		if follow {
 			opts = append(opts, p2p.WithRedirect())
@@ -447,7 +458,7 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 		data, err = m.fetchFrom(ctx, m.cfg.Coordinator, c, maxSize, throttle, opts...)
 		if err == nil {
 			m.count(kindUpstream)
-			return m.store(c, data)
+			return m.store(data)
 		}
 		var rd *p2p.RedirectError
 		if follow && errors.As(err, &rd) {
@@ -459,7 +470,7 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 				m.cfg.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 				if data, err = m.fetchFrom(ctx, ai.ID, c, maxSize, throttle); err == nil {
 					m.count(kindOtherSite)
-					return m.store(c, data)
+					return m.store(data)
 				}
 				m.log.Debug("relay: another site's relay failed a redirected fetch", "cid", c, "relay", ai.ID, "err", err)
 			}
@@ -482,7 +493,7 @@ var viaRetries = []time.Duration{250 * time.Millisecond, time.Second}
 // viaRelay fetches c through relay via, the one rendezvous hashing gives
 // it to. When via cannot be reached it asks again (see viaRetries) while
 // via is still c's relay, clearing libp2p's dial backoff for it first.
-func (m *Mesh) viaRelay(ctx context.Context, via peer.ID, c cid.Cid, maxSize int64) ([]byte, error) {
+func (m *Mesh) viaRelay(ctx context.Context, via peer.ID, c cid.Cid, maxSize int64) (core.Verified, error) {
 	data, err := m.fetchFrom(ctx, via, c, maxSize, nil)
 	for _, wait := range viaRetries {
 		if err == nil || errors.Is(err, p2p.ErrNotFound) || errors.Is(err, core.ErrDigestMismatch) ||
@@ -493,7 +504,7 @@ func (m *Mesh) viaRelay(ctx context.Context, via peer.ID, c cid.Cid, maxSize int
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return core.Verified{}, ctx.Err()
 		case <-t.C:
 		}
 		if sw, ok := m.cfg.Host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
@@ -504,11 +515,11 @@ func (m *Mesh) viaRelay(ctx context.Context, via peer.ID, c cid.Cid, maxSize int
 	return data, err
 }
 
-func (m *Mesh) store(c cid.Cid, data []byte) error {
-	if err := m.cfg.Store.Put(c, data); err != nil {
+func (m *Mesh) store(v core.Verified) error {
+	if err := cache.PutVerified(m.cfg.Store, v); err != nil {
 		return err
 	}
-	m.Have(c)
+	m.Have(v.CID())
 	return nil
 }
 
@@ -620,7 +631,7 @@ func (m *Mesh) open(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error
 	if req := p2p.Requester(ctx); req != "" && req != m.cfg.Coordinator && !m.alive()[req] {
 		return m.inFlight(ctx, c)
 	}
-	data, err := m.upstream(ctx, c, core.MaxFragmentSize)
+	data, err := m.upstreamBytes(ctx, c, core.MaxFragmentSize)
 	if err != nil {
 		if errors.Is(err, p2p.ErrNotFound) {
 			return nil, 0, p2p.ErrNotFound

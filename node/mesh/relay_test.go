@@ -525,7 +525,7 @@ func TestBusyRelayIsAskedAgain(t *testing.T) {
 	got := make(chan result, 1)
 	go func() {
 		b, err := member.Fetch(ctx, c, 1<<20)
-		got <- result{b, err}
+		got <- result{b.Bytes(), err}
 	}()
 	poll.Until(t, 30*time.Second, 10*time.Millisecond, "busy answers beyond maxAttempts", func() (bool, string) {
 		n := relay.Stats().BusyAnswers
@@ -569,7 +569,7 @@ func TestBusyRelayNamesItsLatestDownloaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.cfg.Store.Put(c, b); err != nil {
+	if err := first.cfg.Store.Put(c, b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	if s := first.Stats(); s.FromRelay != 1 {
@@ -580,7 +580,7 @@ func TestBusyRelayNamesItsLatestDownloaders(t *testing.T) {
 		t.Fatalf("redirect of the only downloader to itself: %v", got)
 	}
 	b, err = member.Fetch(ctx, c, 1<<20)
-	if err != nil || !bytes.Equal(b, data) {
+	if err != nil || !bytes.Equal(b.Bytes(), data) {
 		t.Fatalf("fetch with the relay's slots taken: %v", err)
 	}
 	if s, rs := member.Stats(), relay.Stats(); s.FromPeers != 1 || s.FromRelay != 0 || rs.Redirects != 1 || rs.BusyAnswers != 0 {
@@ -639,7 +639,7 @@ func TestRedirectOnlyToTrustedMembers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			b, err := member.Fetch(ctx, core.FragmentCID(data), 1<<20)
-			if err != nil || !bytes.Equal(b, data) {
+			if err != nil || !bytes.Equal(b.Bytes(), data) {
 				t.Fatalf("fetch: %v", err)
 			}
 			if s := member.Stats(); s.FromRelay != 1 || s.FromPeers != 0 || named.served.Load() != 0 || redirected.Load() != 2 {

@@ -1,0 +1,27 @@
+package core
+
+import "github.com/ipfs/go-cid"
+
+// Verified is a fragment's bytes that were hashed against its CID. Only
+// Verify makes one, so a store handed a Verified need not hash the same
+// bytes a second time (a fetched fragment was hashed as it arrived). The
+// bytes must not be written to afterwards.
+type Verified struct {
+	c    cid.Cid
+	data []byte
+}
+
+// Verify hashes data against c (VerifyBytes) and, when they match,
+// returns them as Verified.
+func Verify(c cid.Cid, data []byte) (Verified, error) {
+	if err := VerifyBytes(c, data); err != nil {
+		return Verified{}, err
+	}
+	return Verified{c: c, data: data}, nil
+}
+
+// CID returns the fragment's CID.
+func (v Verified) CID() cid.Cid { return v.c }
+
+// Bytes returns the verified bytes (not a copy).
+func (v Verified) Bytes() []byte { return v.data }
