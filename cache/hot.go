@@ -9,7 +9,7 @@ import (
 
 // DefaultHotBytes is the memory a node's cache keeps of the fragments it
 // stored or read last (Config.HotBytes).
-const DefaultHotBytes = 16 << 20
+const DefaultHotBytes = 8 << 20
 
 // hot holds the bytes of recently stored or read fragments, each hashed
 // against its CID when it entered (on put, or on a read from disk), so

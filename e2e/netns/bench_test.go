@@ -37,6 +37,8 @@ import (
 // Knobs: RELAYMESH_BENCH_SITES (4), RELAYMESH_BENCH_NODES per site (8),
 // RELAYMESH_BENCH_MIB (32), RELAYMESH_BENCH_WAN (20mbit),
 // RELAYMESH_BENCH_PORT (200mbit), RELAYMESH_BENCH_COORD (100mbit),
+// RELAYMESH_BENCH_COORD_CONFIG (lines appended to the coordinator's
+// config.yaml, for experiments), RELAYMESH_BENCH_LOGS (a directory to copy the daemons' logs into),
 // RELAYMESH_BENCH_LABEL (a name for the run), RELAYMESH_BENCH_JSON (a
 // file each run appends its result to, one JSON object a line; the table
 // of every run in it is printed after this one).
@@ -71,6 +73,29 @@ func TestBenchNetns(t *testing.T) {
 
 	// The coordinator, on its defaults.
 	f.cli(tp.coord, "coordinator", "init", "--dir", f.coord)
+	if extra := os.Getenv("RELAYMESH_BENCH_COORD_CONFIG"); extra != "" {
+		// An experiment: "key: value" lines replace those keys in the
+		// coordinator's config.yaml (or are appended).
+		path := filepath.Join(f.coord, "config.yaml")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		for _, kv := range strings.Split(extra, ";") {
+			key, _, ok := strings.Cut(strings.TrimSpace(kv), ":")
+			if !ok {
+				t.Fatalf("RELAYMESH_BENCH_COORD_CONFIG: %q is not key: value", kv)
+			}
+			i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, key+":") })
+			if i < 0 {
+				lines = append(lines, strings.TrimSpace(kv))
+			} else {
+				lines[i] = strings.TrimSpace(kv)
+			}
+		}
+		writeFile(t, path, strings.Join(lines, "\n")+"\n")
+	}
 	f.start(tp.coord, "coordinator", "coordinator", "serve", "--dir", f.coord)
 	coordAddr := waitCoordinator(t, f, tp)
 
@@ -207,6 +232,18 @@ func TestBenchNetns(t *testing.T) {
 
 	t.Log("\n" + benchTable([]benchResult{r}) + "\nWAN in ÷ S per site: " + fmtRatios(r.WANIn) + "\nWAN out ÷ S per site: " + fmtRatios(r.WANOut) +
 		fmt.Sprintf("\nslowest site's WAN: 1%% of S in at %.2fs, 99%% at %.2fs, %.0f%% of the link rate in between", r.WANFirst, r.WANLast, 100*r.WANBusy))
+	if dir := os.Getenv("RELAYMESH_BENCH_LOGS"); dir != "" {
+		// Keep the daemons' logs of this run for a closer look.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		logs, _ := filepath.Glob(filepath.Join(root, "*.log"))
+		for _, l := range logs {
+			if b, err := os.ReadFile(l); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644)
+			}
+		}
+	}
 	if path := os.Getenv("RELAYMESH_BENCH_JSON"); path != "" {
 		appendResult(t, path, r)
 		t.Log("every run in " + path + ":\n" + benchTable(readResults(t, path)))
