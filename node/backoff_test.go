@@ -81,3 +81,11 @@ func TestJitterSequencesDiffer(t *testing.T) {
 		t.Errorf("same seed, different delays: %v, %v", a, b)
 	}
 }
+
+func TestSyncWaitSpread(t *testing.T) {
+	t.Parallel()
+	d := time.Minute
+	if lo, hi := syncWait(d, func() float64 { return 0 }), syncWait(d, func() float64 { return 0.999999 }); lo != 45*time.Second || hi < 74*time.Second || hi > 75*time.Second {
+		t.Errorf("sync wait range %s..%s, want 45s..75s", lo, hi)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"time"
 
@@ -27,8 +28,12 @@ const (
 
 // syncLoop pulls orders: at start, every SyncInterval, and when the
 // coordinator connection comes back.
+//
+// Each wait is SyncInterval ± 25 %, drawn anew: nodes started together (a
+// fleet booted at once, a coordinator back from an outage) drift apart
+// instead of syncing in lockstep.
 func (n *Node) syncLoop() {
-	t := time.NewTicker(n.cfg.SyncInterval)
+	t := time.NewTimer(syncWait(n.cfg.SyncInterval, rand.Float64))
 	defer t.Stop()
 	for {
 		if err := n.syncOnce(n.ctx); err != nil && n.ctx.Err() == nil {
@@ -40,7 +45,14 @@ func (n *Node) syncLoop() {
 		case <-t.C:
 		case <-n.syncKick:
 		}
+		// Reset drops a fire not received yet (Go 1.23 timers).
+		t.Reset(syncWait(n.cfg.SyncInterval, rand.Float64))
 	}
+}
+
+// syncWait is d ± 25 %, uniformly, with r drawing from [0, 1).
+func syncWait(d time.Duration, r func() float64) time.Duration {
+	return d*3/4 + time.Duration(float64(d/2)*r())
 }
 
 // syncOnce asks the coordinator for the orders above the highest sequence

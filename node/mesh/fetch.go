@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -166,7 +167,7 @@ func (m *Mesh) untriedSource(c cid.Cid, tried map[peer.ID]bool) bool {
 // waitBusy waits busyRetry, or less when a site peer not tried yet
 // announces c, or until ctx ends.
 func (m *Mesh) waitBusy(ctx context.Context, c cid.Cid, tried map[peer.ID]bool) {
-	t := time.NewTimer(busyRetry)
+	t := time.NewTimer(jittered(busyRetry))
 	defer t.Stop()
 	for {
 		changed := m.HaveChanged()
@@ -485,6 +486,13 @@ func (m *Mesh) pull(ctx context.Context, c cid.Cid, maxSize int64, via peer.ID) 
 	return fmt.Errorf("mesh: relay pull of %s from upstream: %w", c, err)
 }
 
+// jittered is d less up to half of it, at random, so that the members
+// told busy, or the relays that missed one another, at the same moment do
+// not ask again in lockstep.
+func jittered(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
 // viaRetries are the waits before asking the fragment's relay again after
 // it could not be reached: a busy host can miss a dial timeout, and going
 // upstream instead sends the fragment over the WAN a second time.
@@ -500,7 +508,7 @@ func (m *Mesh) viaRelay(ctx context.Context, via peer.ID, c cid.Cid, maxSize int
 			m.assigned(c) != via || m.banned(via, time.Now()) {
 			break
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(jittered(wait))
 		select {
 		case <-ctx.Done():
 			t.Stop()
