@@ -211,11 +211,19 @@ func (c *Coordinator) deployStateLocked(d *Deployment) string {
 	return DeployRunning // due: started, or nodes yet to hear of it
 }
 
+// detailCancelledUnheard is the detail of a row CancelDeployment marks
+// CANCELLED because its node was never notified. Such a node is a target
+// of the cancel order all the same: a push it never got may still be held
+// by a relay or a peer, and delivered inside its replay window. Until the
+// node reports on the order, sync and pushes send it the cancel order
+// (ordersSinceLocked).
+const detailCancelledUnheard = "cancelled before notification; the node is sent the cancel order"
+
 // CancelDeployment cancels by LanGuard's rule: allowed while SCHEDULED, or
 // while RUNNING/INCOMPLETE with no node mid-install. A signed cancel order
-// goes to every node that may hold the order; nodes never notified are
-// marked CANCELLED at once. force skips the mid-install check (package
-// delete --force).
+// goes to every node that has not finished, notified or not; nodes never
+// notified are marked CANCELLED at once. force skips the mid-install check
+// (package delete --force).
 func (c *Coordinator) CancelDeployment(id string, force bool) (*DeploymentView, error) {
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
@@ -235,7 +243,7 @@ func (c *Coordinator) CancelDeployment(id string, force bool) (*DeploymentView, 
 		if r.State == core.StateInstalling && !force {
 			return nil, fmt.Errorf("%w: deployment %s: node %s is installing; cancel is allowed when no node is mid-install", ErrConflict, id, node)
 		}
-		if !r.State.Final() && r.State != core.StateWaiting {
+		if !r.State.Final() {
 			reach = append(reach, node)
 		}
 	}
@@ -262,7 +270,7 @@ func (c *Coordinator) CancelDeployment(id string, force bool) (*DeploymentView, 
 	for node, r := range c.st.rows[id] {
 		if r.State == core.StateWaiting {
 			cp := *r
-			cp.State, cp.Detail, cp.Updated = core.StateCancelled, "cancelled before notification", now
+			cp.State, cp.Detail, cp.Updated = core.StateCancelled, detailCancelledUnheard, now
 			newRows[node] = &cp
 			pairs = append(pairs, jsonPair(rowKey(id, node), &cp))
 		}

@@ -209,7 +209,11 @@ func (c *Coordinator) ordersForLocked(node string, after uint64, pendingOnly boo
 // its row is still WAITING_NOTIFICATION for, and cancel orders of
 // deployments it has not finished. A sync thus catches orders a node
 // missed inside its replay window without resending everything it has
-// done.
+// done. A row marked CANCELLED at the cancel because its node was never
+// notified counts as not finished until the node reports on the order:
+// the node is sent the cancel order (above after and in the window, and
+// by pendingOnly pushes), so that it never runs the deploy order should a
+// relay or peer deliver it later.
 func (c *Coordinator) ordersSinceLocked(node string, from, after uint64, pendingOnly bool) []*core.Envelope {
 	type item struct {
 		seq uint64
@@ -221,7 +225,9 @@ func (c *Coordinator) ordersSinceLocked(node string, from, after uint64, pending
 		if row == nil {
 			continue // not targeted, or unaffected
 		}
-		if pendingOnly && row.State.Final() {
+		unheard := d.Cancelled && row.State == core.StateCancelled && row.LastReport.IsZero() &&
+			row.Detail == detailCancelledUnheard
+		if pendingOnly && row.State.Final() && !unheard {
 			continue
 		}
 		live := !d.Cancelled && d.Expires.After(c.now())
@@ -231,8 +237,8 @@ func (c *Coordinator) ordersSinceLocked(node string, from, after uint64, pending
 		case live && d.Seq > from && d.Seq <= after && row.State == core.StateWaiting:
 			items = append(items, item{d.Seq, d.Order}) // missed inside the window
 		}
-		if d.Cancelled && d.CancelOrder != nil && row.State != core.StateCancelled && row.State != core.StateWaiting &&
-			(d.CancelSeq > after || d.CancelSeq > from && !row.State.Final()) {
+		if d.Cancelled && d.CancelOrder != nil && (row.State != core.StateCancelled || unheard) &&
+			(d.CancelSeq > after || d.CancelSeq > from && (unheard || !row.State.Final())) {
 			items = append(items, item{d.CancelSeq, d.CancelOrder})
 		}
 	}

@@ -16,6 +16,8 @@
 //	trust/seen/<keyid>/<%020d seq>  an accepted sequence inside the replay window (core.ReplayWindow)
 //	order/<orderID>     the accepted order's signed envelope (JSON)
 //	refused/<orderID>   sha256 of a refused order's payload, so redelivery is quiet
+//	cancelled/<orderID> the ID of the accepted cancel order naming orderID, whether or not
+//	                    the order had arrived: a deploy order that comes later is never run
 //	job/<orderID>       a deploy order's job: phase, attempts, per-package results
 //	installed/<pkgCID>  packages installed here (runner.Installed), value the order ID
 //	status/seq          the last status report sequence number used (decimal)

@@ -67,6 +67,7 @@ func (n *Node) intake(env *core.Envelope) bool {
 	defer n.intakeMu.Unlock()
 	id := peekOrderID(env.Payload)
 	var known *core.Envelope
+	cancelledBy := ""
 	if id != "" {
 		if b, err := n.kv.Get(keyOrder + id); err == nil {
 			if known, err = core.DecodeEnvelope(b); err == nil && bytes.Equal(known.Payload, env.Payload) {
@@ -74,6 +75,14 @@ func (n *Node) intake(env *core.Envelope) bool {
 			}
 		}
 		if b, err := n.kv.Get(keyRefused + id); err == nil && string(b) == envelopeDigest(env) {
+			return false
+		}
+		switch b, err := n.kv.Get(keyCancelled + id); {
+		case err == nil:
+			cancelledBy = string(b)
+		case !errors.Is(err, cache.ErrNotFound):
+			// Cannot tell whether it was cancelled: not taken in now.
+			n.log.Error("cannot read the cancel record: order not taken in now", "order", id, "err", err)
 			return false
 		}
 	}
@@ -86,23 +95,29 @@ func (n *Node) intake(env *core.Envelope) bool {
 	// before (core.ReplayWindow).
 	o, err := n.verifier.Check(env)
 	if err != nil {
-		n.refuse(env, id, known != nil, err)
+		n.refuse(env, id, known != nil, cancelledBy, err)
 		return false
 	}
 	n.log.Info("order accepted", "order", o.ID, "kind", o.Kind, "seq", o.Seq, "priority", o.Priority)
-	switch o.Kind {
-	case core.KindDeploy:
+	switch {
+	case o.Kind == core.KindDeploy && cancelledBy != "":
+		// Its cancel order came first (the push of this one was lost, or a
+		// relay or peer held it back): never run.
+		n.acceptCancelledDeploy(env, o, cancelledBy)
+	case o.Kind == core.KindDeploy:
 		n.acceptDeploy(env, o)
-	case core.KindCancel:
+	case o.Kind == core.KindCancel:
 		n.acceptCancel(env, o)
 	}
 	return true
 }
 
 // refuse reports a refused order. A refusal naming an order this node
-// accepted earlier (a tampered or replayed copy of it) is only logged: a
-// report would overwrite the real order's state at the coordinator.
-func (n *Node) refuse(env *core.Envelope, id string, knownID bool, err error) {
+// accepted earlier (a tampered or replayed copy of it), or one a cancel
+// order it accepted names (cancelledBy), is only logged: a report would
+// overwrite the real order's state at the coordinator, CANCELLED for the
+// latter.
+func (n *Node) refuse(env *core.Envelope, id string, knownID bool, cancelledBy string, err error) {
 	st, ok := refusalState(err)
 	log := n.log.With("order", id, "err", err)
 	switch {
@@ -114,6 +129,9 @@ func (n *Node) refuse(env *core.Envelope, id string, knownID bool, err error) {
 		return
 	case knownID:
 		log.Warn("order refused: a different copy of an order accepted before; not reported", "state", st)
+		return
+	case cancelledBy != "":
+		log.Warn("order refused: it was cancelled before; not reported", "state", st, "cancelled_by", cancelledBy)
 		return
 	}
 	log.Warn("order refused", "state", st)
@@ -158,24 +176,91 @@ func (n *Node) acceptDeploy(env *core.Envelope, o *core.Order) {
 	n.log.Error("cannot store accepted order: it is lost until redeployed", "order", o.ID, "err", err)
 }
 
-// acceptCancel stores a cancel order and cancels its target if the target
-// has not begun installing; an installing or finished job is left alone.
-func (n *Node) acceptCancel(env *core.Envelope, o *core.Order) {
+// cancelledDetail is the detail of the CANCELLED report for an order whose
+// cancel order this node accepted before the order itself.
+func cancelledDetail(cancelID string) string {
+	return "cancelled by order " + cancelID + " before it arrived"
+}
+
+// acceptCancelledDeploy takes in a deploy order that a cancel order this
+// node accepted earlier names: it records the order's sequence like any
+// accepted order's (a replay of it is still a replay), stores it with a
+// cancelled job and reports CANCELLED, in one transaction, and never
+// starts a job. A job record under its ID (a different copy of an order
+// accepted before) is left alone.
+func (n *Node) acceptCancelledDeploy(env *core.Envelope, o *core.Order, cancelID string) {
 	b, err := env.Encode()
 	var stale []uint64
 	if err == nil {
 		stale, err = n.seqs.stale(o.KeyID, o.Seq)
 	}
 	if err == nil {
-		err = n.kv.Update(func(tx cache.KVTx) error {
+		why := cancelledDetail(cancelID)
+		err = n.commit(func(tx cache.KVTx) error {
+			if err := recordSeq(tx, o.KeyID, o.Seq, stale); err != nil {
+				return err
+			}
+			if _, err := tx.Get(keyJob + o.ID); !errors.Is(err, cache.ErrNotFound) {
+				return err // nil: a job exists; left alone
+			}
 			if err := tx.Set(keyOrder+o.ID, b); err != nil {
 				return err
 			}
-			return recordSeq(tx, o.KeyID, o.Seq, stale)
+			j := newJob(o)
+			j.rec.Phase, j.rec.Detail = phaseCancelled, why
+			if err := j.save(tx); err != nil {
+				return err
+			}
+			return n.out.add(tx, core.Status{OrderID: o.ID, State: core.StateCancelled, ExitCode: -1, Detail: why})
+		})
+	}
+	if err != nil {
+		n.log.Error("cannot store a cancelled order", "order", o.ID, "cancelled_by", cancelID, "err", err)
+		return
+	}
+	n.log.Info("order cancelled before it arrived: not run", "order", o.ID, "cancelled_by", cancelID)
+}
+
+// acceptCancel stores a cancel order, with the record that its target is
+// cancelled (cancelled/<target>), and cancels the target if the target
+// has not begun installing; an installing or finished job is left alone.
+// A target this node has not taken in yet (its push was lost, or a relay
+// holds it back) is reported CANCELLED now, and is never run if it comes
+// later (acceptCancelledDeploy).
+func (n *Node) acceptCancel(env *core.Envelope, o *core.Order) {
+	b, err := env.Encode()
+	var stale []uint64
+	if err == nil {
+		stale, err = n.seqs.stale(o.KeyID, o.Seq)
+	}
+	unseen := false
+	if err == nil {
+		err = n.commit(func(tx cache.KVTx) error {
+			if err := tx.Set(keyOrder+o.ID, b); err != nil {
+				return err
+			}
+			if err := recordSeq(tx, o.KeyID, o.Seq, stale); err != nil {
+				return err
+			}
+			if err := tx.Set(keyCancelled+o.Cancels, []byte(o.ID)); err != nil {
+				return err
+			}
+			unseen = false
+			for _, k := range []string{keyJob + o.Cancels, keyOrder + o.Cancels} {
+				if _, err := tx.Get(k); !errors.Is(err, cache.ErrNotFound) {
+					return err // nil: the target was taken in
+				}
+			}
+			unseen = true
+			return n.out.add(tx, core.Status{OrderID: o.Cancels, State: core.StateCancelled, ExitCode: -1, Detail: cancelledDetail(o.ID)})
 		})
 	}
 	if err != nil {
 		n.log.Error("cannot store cancel order: not acted on", "order", o.ID, "err", err)
+		return
+	}
+	if unseen {
+		n.log.Info("cancel order names an order not taken in here: it will not run", "order", o.ID, "cancels", o.Cancels)
 		return
 	}
 	n.jobsMu.Lock()

@@ -15,6 +15,7 @@ const (
 	keyTrustSeen = "trust/seen/"
 	keyOrder     = "order/"
 	keyRefused   = "refused/"
+	keyCancelled = "cancelled/"
 	keyJob       = "job/"
 	keyStatusSeq = "status/seq"
 	keyOutbox    = "outbox/"
