@@ -51,13 +51,15 @@ type Config struct {
 	// peers can reach (NAT, several interfaces).
 	Advertise []string `yaml:"advertise"`
 
-	// SyncInterval is the period of order catch-up and heartbeat.
+	// SyncInterval is the period of order catch-up and heartbeat (each
+	// wait drawn within ±25 % of it).
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// CallTimeout bounds one exchange with the coordinator.
 	CallTimeout time.Duration `yaml:"call_timeout"`
 
 	// StatusBackoffMin and StatusBackoffMax bound the doubling delay
-	// between failed status deliveries.
+	// between failed status deliveries; each wait is jittered to between
+	// half and all of it.
 	StatusBackoffMin time.Duration `yaml:"status_backoff_min"`
 	StatusBackoffMax time.Duration `yaml:"status_backoff_max"`
 	// StatusBatch is the most reports sent in one batch.
@@ -71,7 +73,8 @@ type Config struct {
 	// ParallelDownloads is how many jobs may download at once.
 	ParallelDownloads int `yaml:"parallel_downloads"`
 	// JobAttempts is how many times a job's download is attempted before
-	// the job fails; JobBackoffMin/Max bound the doubling delay between.
+	// the job fails; JobBackoffMin/Max bound the doubling delay between
+	// (each wait jittered to between half and all of it).
 	JobAttempts   int           `yaml:"job_attempts"`
 	JobBackoffMin time.Duration `yaml:"job_backoff_min"`
 	JobBackoffMax time.Duration `yaml:"job_backoff_max"`
