@@ -496,18 +496,24 @@ func TestCancel(t *testing.T) {
 			t.Errorf("%s row = %s %q, want CANCELLED with a detail", n.name, r.State, r.Detail)
 		}
 	}
-	// The notified node gets a signed cancel order; the others nothing.
+	// Every target that has not finished gets the signed cancel order,
+	// the never-notified ones too: the deploy order may still reach them
+	// (a lost push delivered late, inside the replay window), and they must
+	// know it is cancelled. Their deploy order is not sent.
 	orders := f.a1.syncOrders(d2.Seq)
 	if len(orders) != 1 {
 		t.Fatalf("a1 got %d orders after cancel, want 1", len(orders))
 	}
 	c := orders[0]
-	if c.Kind != core.KindCancel || c.Cancels != d2.ID || !slices.Equal(c.Targets, []string{f.a1.ID()}) || c.Seq != d2.Seq+1 {
-		t.Errorf("cancel order = %+v", c)
+	want := []string{f.a1.ID(), f.a2.ID(), f.b1.ID()}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(c.Targets))
+	if c.Kind != core.KindCancel || c.Cancels != d2.ID || !slices.Equal(got, want) || c.Seq != d2.Seq+1 {
+		t.Errorf("cancel order = %+v, want targets %v", c, want)
 	}
 	for _, n := range []*fakeNode{f.a2, f.b1} {
-		if ids := n.orderIDs(0); !slices.Equal(ids, []string{d1.ID}) {
-			t.Errorf("%s orders = %v, want only %s", n.name, ids, d1.ID)
+		if ids := n.orderIDs(0); !slices.Equal(ids, []string{d1.ID, c.ID}) {
+			t.Errorf("%s orders = %v, want %s and the cancel order %s", n.name, ids, d1.ID, c.ID)
 		}
 	}
 	_, err = f.cl.CancelDeployment(f.ctx, d2.ID)
@@ -523,8 +529,9 @@ func TestCancel(t *testing.T) {
 	if v, err := f.cl.CancelDeployment(f.ctx, d3.ID); err != nil || v.Counts[core.StateCancelled] != 3 {
 		t.Errorf("cancel scheduled = %+v, %v", v, err)
 	}
-	if ids := f.b1.orderIDs(0); !slices.Equal(ids, []string{d1.ID}) {
-		t.Errorf("b1 orders = %v, want only %s", ids, d1.ID)
+	// b1 never gets d2's or d3's deploy order, only their cancel orders.
+	if ids := f.b1.orderIDs(0); len(ids) != 3 || ids[0] != d1.ID || ids[1] != c.ID || slices.Contains(ids, d2.ID) || slices.Contains(ids, d3.ID) {
+		t.Errorf("b1 orders = %v, want %s, then the cancel orders of %s and %s", ids, d1.ID, d2.ID, d3.ID)
 	}
 }
 
