@@ -36,12 +36,26 @@ func (s *timedStore) Put(c cid.Cid, data []byte) error {
 	if err := s.Memory.Put(c, data); err != nil {
 		return err
 	}
+	s.arrived(c)
+	return nil
+}
+
+// PutVerified is how the node stores what it fetched (cache.PutVerified);
+// without it the embedded Memory's would skip the timing.
+func (s *timedStore) PutVerified(v core.Verified) error {
+	if err := s.Memory.PutVerified(v); err != nil {
+		return err
+	}
+	s.arrived(v.CID())
+	return nil
+}
+
+func (s *timedStore) arrived(c cid.Cid) {
 	s.mu.Lock()
 	if _, ok := s.puts[c]; !ok {
 		s.puts[c] = time.Now()
 	}
 	s.mu.Unlock()
-	return nil
 }
 
 func (s *timedStore) Pin(owner string, cids ...cid.Cid) error {
