@@ -72,6 +72,7 @@ func smallDeployment(t *testing.T, p params) {
 	f.cns = tp.coord
 	total := p.sites * p.nodes
 	t.Logf("prefix %s: %d sites × %d nodes (nat %v), %d MiB", p.prefix, p.sites, p.nodes, p.nat, p.mib)
+	began := time.Now()
 
 	f.cli(tp.coord, "coordinator", "init", "--dir", f.coord)
 	f.start(tp.coord, "coordinator", "coordinator", "serve", "--dir", f.coord)
@@ -101,6 +102,7 @@ func smallDeployment(t *testing.T, p params) {
 		return alive == total && withRelay == p.sites, strings.Join(st, "; ")
 	})
 
+	t.Logf("%.1fs: %d nodes enrolled and alive, every site with a relay", time.Since(began).Seconds(), total)
 	arch := filepath.Join(root, "payload.tar.gz")
 	writeRandomPackage(t, arch, p.mib<<20)
 	pkg := strings.TrimSpace(f.admin("package", "build", arch, "--name", "fleet-payload", "--version", "1",
@@ -114,6 +116,7 @@ func smallDeployment(t *testing.T, p params) {
 		f.adminJSON(&d, "deploy", "show", id)
 		return d.Done, fmt.Sprintf("%s %v", d.State, d.Counts)
 	})
+	t.Logf("%.1fs: deployment %s %s %v", time.Since(began).Seconds(), d.ID, d.State, d.Counts)
 	if d.State != coordinator.DeployCompleted || d.Counts[core.StateSuccess] != total {
 		t.Errorf("deployment %s: %s %v, want %s with %d SUCCESS", d.ID, d.State, d.Counts, coordinator.DeployCompleted, total)
 	}
