@@ -59,14 +59,8 @@ func TestBenchNetns(t *testing.T) {
 		t.Fatalf("at most 50 sites and 200 nodes per site")
 	}
 	bin := binary(t)
-	net := &network{t: t, prefix: p.prefix}
-	t.Cleanup(net.destroy)
-	root := t.TempDir()
-	f := &fleet{t: t, net: net, bin: bin, root: root, coord: filepath.Join(root, "coordinator")}
-	t.Cleanup(f.stopAll)
-	cleanupOnSignal(t, f, net)
-	tp := net.build(p)
-	f.cns = tp.coord
+	net, f, tp := setUp(t, p, bin)
+	root := f.root
 	total := p.sites * p.nodes
 	t.Logf("prefix %s: %d sites × %d nodes, %d MiB, WAN %s, ports %s, coordinator uplink %s",
 		p.prefix, p.sites, p.nodes, p.mib, p.rate, p.portRate, p.coordRate)
@@ -110,20 +104,7 @@ func TestBenchNetns(t *testing.T) {
 		}
 	}
 	enrolled := time.Now()
-	eventually(t, 3*time.Minute, fmt.Sprintf("%d nodes alive, every site with a relay", total), func() (bool, string) {
-		var sites []coordinator.SiteView
-		f.adminJSON(&sites, "sites", "list")
-		alive, withRelay := 0, 0
-		var st []string
-		for _, s := range sites {
-			alive += s.Alive
-			if len(s.Relays) > 0 {
-				withRelay++
-			}
-			st = append(st, fmt.Sprintf("%s alive %d relays %d", s.Site, s.Alive, len(s.Relays)))
-		}
-		return alive == total && withRelay == p.sites, strings.Join(st, "; ")
-	})
+	waitFleet(t, f, total, p.sites, 3*time.Minute)
 	t.Logf("fleet up %.1fs after the last enrollment", time.Since(enrolled).Seconds())
 
 	size := p.mib << 20
@@ -141,14 +122,15 @@ func TestBenchNetns(t *testing.T) {
 		_, coordTx = net.counters(tp.coord, "eth0")
 		return in, out, coordTx
 	}
-	waitQuiet(t, func() int64 {
+	wanTotal := func() int64 {
 		in, _, c := wan()
 		sum := c
 		for _, v := range in {
 			sum += v
 		}
 		return sum
-	})
+	}
+	waitQuiet(t, wanTotal)
 	in0, out0, c0 := wan()
 	cpu0 := f.cpuTicks()
 
@@ -184,14 +166,7 @@ func TestBenchNetns(t *testing.T) {
 	samples := <-sampled
 	cpu1 := f.cpuTicks()
 	rss := f.peakRSS()
-	waitQuiet(t, func() int64 {
-		in, _, c := wan()
-		sum := c
-		for _, v := range in {
-			sum += v
-		}
-		return sum
-	})
+	waitQuiet(t, wanTotal)
 	in1, out1, c1 := wan()
 
 	r := benchResult{
@@ -285,6 +260,26 @@ func waitCoordinator(t *testing.T, f *fleet, tp *topology) string {
 		return false, string(b)
 	})
 	return addr
+}
+
+// waitFleet waits until the coordinator sees total nodes alive and a
+// relay in each of its sites.
+func waitFleet(t *testing.T, f *fleet, total, sites int, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("%d nodes alive, every site with a relay", total), func() (bool, string) {
+		var vs []coordinator.SiteView
+		f.adminJSON(&vs, "sites", "list")
+		alive, withRelay := 0, 0
+		var st []string
+		for _, s := range vs {
+			alive += s.Alive
+			if len(s.Relays) > 0 {
+				withRelay++
+			}
+			st = append(st, fmt.Sprintf("%s alive %d relays %d", s.Site, s.Alive, len(s.Relays)))
+		}
+		return alive == total && withRelay == sites, strings.Join(st, "; ")
+	})
 }
 
 // waitQuiet waits until total() moves by less than 64 KiB between reads

@@ -62,14 +62,8 @@ func natPrerequisite() string {
 func smallDeployment(t *testing.T, p params) {
 	t.Helper()
 	bin := binary(t)
-	net := &network{t: t, prefix: p.prefix}
-	t.Cleanup(net.destroy)
-	root := t.TempDir()
-	f := &fleet{t: t, net: net, bin: bin, root: root, coord: filepath.Join(root, "coordinator")}
-	t.Cleanup(f.stopAll)
-	cleanupOnSignal(t, f, net)
-	tp := net.build(p)
-	f.cns = tp.coord
+	_, f, tp := setUp(t, p, bin)
+	root := f.root
 	total := p.sites * p.nodes
 	t.Logf("prefix %s: %d sites × %d nodes (nat %v), %d MiB", p.prefix, p.sites, p.nodes, p.nat, p.mib)
 	began := time.Now()
@@ -87,20 +81,7 @@ func smallDeployment(t *testing.T, p params) {
 			f.start(ns, name, "node", "run", "--dir", dir)
 		}
 	}
-	eventually(t, 3*time.Minute, fmt.Sprintf("%d nodes alive, every site with a relay", total), func() (bool, string) {
-		var sites []coordinator.SiteView
-		f.adminJSON(&sites, "sites", "list")
-		alive, withRelay := 0, 0
-		var st []string
-		for _, s := range sites {
-			alive += s.Alive
-			if len(s.Relays) > 0 {
-				withRelay++
-			}
-			st = append(st, fmt.Sprintf("%s alive %d relays %d", s.Site, s.Alive, len(s.Relays)))
-		}
-		return alive == total && withRelay == p.sites, strings.Join(st, "; ")
-	})
+	waitFleet(t, f, total, p.sites, 3*time.Minute)
 
 	t.Logf("%.1fs: %d nodes enrolled and alive, every site with a relay", time.Since(began).Seconds(), total)
 	arch := filepath.Join(root, "payload.tar.gz")

@@ -642,6 +642,22 @@ func holdOnFailure(t *testing.T, what string) {
 	time.Sleep(d)
 }
 
+// setUp builds p's network and a fleet to run in it, both torn down at
+// Cleanup (last registered first: processes stop, then the namespaces go,
+// which removes every bridge and veth in them) or on SIGINT/SIGTERM.
+func setUp(t *testing.T, p params, bin string) (*network, *fleet, *topology) {
+	t.Helper()
+	net := &network{t: t, prefix: p.prefix}
+	t.Cleanup(net.destroy)
+	root := t.TempDir()
+	f := &fleet{t: t, net: net, bin: bin, root: root, coord: filepath.Join(root, "coordinator")}
+	t.Cleanup(f.stopAll)
+	cleanupOnSignal(t, f, net)
+	tp := net.build(p)
+	f.cns = tp.coord
+	return net, f, tp
+}
+
 // tail returns the last 25 lines of a log.
 func tail(path string) string {
 	b, _ := os.ReadFile(path)
@@ -730,42 +746,14 @@ func TestWANBytesPerSite(t *testing.T) {
 	t.Logf("prefix %s: %d sites × %d nodes, %d MiB package, WAN %s each way (tbf), bound %.2f × size",
 		p.prefix, p.sites, p.nodes, p.mib, p.rate, p.maxRatio)
 
-	// Cleanup runs last-registered first: processes stop, then the
-	// namespaces go (which removes every bridge and veth in them).
-	net := &network{t: t, prefix: p.prefix}
-	t.Cleanup(net.destroy)
-	root := t.TempDir()
-	f := &fleet{t: t, net: net, bin: bin, root: root, coord: filepath.Join(root, "coordinator")}
-	t.Cleanup(f.stopAll)
-	cleanupOnSignal(t, f, net)
-
-	tp := net.build(p)
-	f.cns = tp.coord
+	net, f, tp := setUp(t, p, bin)
+	root := f.root
 
 	// Coordinator.
 	f.cli(tp.coord, "coordinator", "init", "--dir", f.coord)
 	f.start(tp.coord, "coordinator", "coordinator", "serve", "--dir", f.coord,
 		"--listen", "/ip4/"+tp.coordIP+"/tcp/7471", "--admin-addr", "127.0.0.1:0")
-	eventually(t, 60*time.Second, "coordinator admin API", func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, se, err := f.try(ctx, tp.coord, "nodes", "list", "--coordinator-dir", f.coord)
-		return err == nil, fmt.Sprint(err, " ", strings.TrimSpace(se))
-	})
-	var coordAddr string
-	eventually(t, 30*time.Second, "coordinator p2p.addrs", func() (bool, string) {
-		b, err := os.ReadFile(filepath.Join(f.coord, coordinator.FileP2PAddrs))
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, a := range strings.Fields(string(b)) {
-			if strings.HasPrefix(a, "/ip4/"+tp.coordIP+"/") && strings.Contains(a, "/p2p/") {
-				coordAddr = a
-				return true, ""
-			}
-		}
-		return false, string(b)
-	})
+	coordAddr := waitCoordinator(t, f, tp)
 
 	// Nodes: enroll and start them site by site.
 	total := p.sites * p.nodes
@@ -791,20 +779,7 @@ func TestWANBytesPerSite(t *testing.T) {
 			f.start(ns, name, "node", "run", "--dir", dir)
 		}
 	}
-	eventually(t, 90*time.Second, fmt.Sprintf("%d nodes alive, every site with a relay", total), func() (bool, string) {
-		var sites []coordinator.SiteView
-		f.adminJSON(&sites, "sites", "list")
-		alive, withRelay := 0, 0
-		var st []string
-		for _, s := range sites {
-			alive += s.Alive
-			if len(s.Relays) > 0 {
-				withRelay++
-			}
-			st = append(st, fmt.Sprintf("%s alive %d relays %v", s.Site, s.Alive, s.Relays))
-		}
-		return alive == total && withRelay == p.sites, strings.Join(st, "; ")
-	})
+	waitFleet(t, f, total, p.sites, 90*time.Second)
 
 	// The node that advertises an address nobody can reach is named, by
 	// the coordinator and in its own log.
