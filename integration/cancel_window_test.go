@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -88,21 +89,14 @@ func TestDeployDeliveredAfterCancelIsNotRun(t *testing.T) {
 	n = c.restartCountingNode(n, inst)
 	// The node syncs and takes the cancel order in: it reports the order
 	// CANCELLED.
-	heard := false
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, r := cancelRowOf(t, c.coord, d.ID, id); strings.Contains(r.Detail, "before it arrived") {
-			heard = true
-			break
-		}
-	}
-	if !heard {
+	eventually(t, 30*time.Second, "the node reports taking the cancel order in", func() (bool, string) {
 		_, r := cancelRowOf(t, c.coord, d.ID, id)
-		t.Errorf("the node never reported taking the cancel order in: row %s %q", r.State, r.Detail)
-	}
+		return strings.Contains(r.Detail, "before it arrived"), fmt.Sprintf("row %s %q", r.State, r.Detail)
+	})
 
 	s := c.orderSigner()
 	s.push(n, deploy)
-	time.Sleep(time.Second) // a few sync rounds: a run would be over and reported
+	waitSyncs(t, c.coord, id, 3) // a run would be over and reported by then
 	if k := s.push(n, deploy); k != 0 {
 		t.Errorf("the deploy envelope again: accepted %d", k)
 	}

@@ -231,7 +231,9 @@ func TestParallelDeploymentsRunOnceEach(t *testing.T) {
 		}
 		return true, ""
 	})
-	time.Sleep(time.Second) // a few sync rounds: nothing else may run
+	for _, n := range ns {
+		waitSyncs(t, c.coord, n.name, 3) // nothing else may run meanwhile
+	}
 	for i, n := range ns {
 		inst := insts[n.name]
 		for _, w := range wants[i*6 : i*6+6] {
@@ -279,8 +281,32 @@ func TestSyncCatchesOrderMissedInsideWindow(t *testing.T) {
 	if k := inst.count(d1.ID, missedPkg); k != 1 {
 		t.Errorf("missed order installed %d times, want once", k)
 	}
-	time.Sleep(time.Second) // more syncs resend nothing that runs again
+	waitSyncs(t, c.coord, n.name, 3) // more syncs resend nothing that runs again
 	if k := inst.total(); k != 3 {
 		t.Errorf("%d installs, want 3", k)
+	}
+}
+
+// waitSyncs waits until the coordinator has had k more syncs from node:
+// each advances the node's last-seen time.
+func waitSyncs(t *testing.T, co *coordinator.Coordinator, node string, k int) {
+	t.Helper()
+	last := func() time.Time {
+		v, err := co.Node(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.LastSeen
+	}
+	seen := last()
+	for i := range k {
+		eventually(t, 30*time.Second, fmt.Sprintf("sync %d of %d from %s", i+1, k, node), func() (bool, string) {
+			now := last()
+			if now.After(seen) {
+				seen = now
+				return true, ""
+			}
+			return false, "last seen " + seen.Format(time.RFC3339Nano)
+		})
 	}
 }

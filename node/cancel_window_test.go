@@ -43,7 +43,8 @@ func TestDeployAfterItsCancelIsNotRun(t *testing.T) {
 		t.Fatalf("push of the deploy order after its cancel: accepted %d, %v (want taken in, not run)", acc, err)
 	}
 	eventually(t, 30*time.Second, "two reports for the cancelled order", func() bool { return len(f.statuses("late")) >= 2 })
-	time.Sleep(200 * time.Millisecond) // a run would report more
+	// Intake starts a job before the push returns: none may exist.
+	noJob(t, n, "late")
 	if got := statesOf(f.statuses("late")); !slices.Equal(got, []core.State{core.StateCancelled, core.StateCancelled}) {
 		t.Errorf("reports for the order cancelled before it arrived: %v, want CANCELLED twice (on the cancel, on the order)", got)
 	} else {
@@ -100,7 +101,8 @@ func TestDeployAfterItsCancelIsNotRun(t *testing.T) {
 	if acc, err := f.push(testCtx(t), n, deploy); err != nil || acc != 0 {
 		t.Errorf("after a restart, the cancelled order again: accepted %d, %v", acc, err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Start resumed what it would resume before it returned.
+	noJob(t, n, "late")
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +114,15 @@ func TestDeployAfterItsCancelIsNotRun(t *testing.T) {
 	}
 	if got := statesOf(f.statuses("late")); len(got) != 2 {
 		t.Errorf("reports for the cancelled order after a restart: %v", got)
+	}
+}
+
+// noJob fails when n has a job running for order.
+func noJob(t *testing.T, n *Node, order string) {
+	t.Helper()
+	n.jobsMu.Lock()
+	defer n.jobsMu.Unlock()
+	if n.jobs[order] != nil {
+		t.Errorf("a job runs for order %s, cancelled before it arrived", order)
 	}
 }
