@@ -246,7 +246,10 @@ func (n *Node) storedOrder(id string) (*core.Order, error) {
 
 // abortInterrupted closes a job whose install a restart interrupted.
 func (n *Node) abortInterrupted(j *job) {
-	const why = "node restarted during install"
+	why := "node restarted during install"
+	if d := n.orphanDetail[j.order.ID]; d != "" {
+		why += ": " + d
+	}
 	_, _ = n.update(j, func(r *jobRecord) ([]core.Status, bool) {
 		var reports []core.Status
 		for _, p := range j.order.Packages {

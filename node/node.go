@@ -46,6 +46,8 @@ type Node struct {
 	out      *outbox
 	inst     Installer
 
+	orphanDetail map[string]string // by order: what reapOrphans found of its install
+
 	h     host.Host
 	adv   *advertiser
 	gater *p2p.Gater
@@ -152,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		rc := runner.Config{
 			TempDir: cfg.tempDir(), Limits: cfg.InstallLimits, RebootCommand: cfg.RebootCommand,
 			Env:    []string{"RELAYMESH_NODE_ID=" + enr.NodeID, "RELAYMESH_NODE_NAME=" + enr.Name},
-			Logger: log,
+			Logger: log, Started: n.recordStarted,
 		}
 		if n.inst, err = runner.New(rc, n.store, installedKV{n.kv}); err != nil {
 			return nil, err
@@ -176,6 +178,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.h.Peerstore().AddAddrs(n.coord.ID, n.coord.Addrs, peerstore.PermanentAddrTTL)
 	n.h.Network().Notify(n.notifiee())
+	// Before any order can arrive (site gossip, pushes): end what a crash
+	// left running and clear its temp dirs.
+	if err := n.reapOrphans(); err != nil {
+		return nil, err
+	}
 	if err := n.startSite(); err != nil {
 		return nil, err
 	}

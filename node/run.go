@@ -94,6 +94,9 @@ func (n *Node) runJob(j *job) {
 		n.report(core.Status{OrderID: o.ID, Package: pkg, State: core.StateInstalling})
 	}
 	_, rebooted := n.inst.Install(j.ctx, req, onStart, func(res runner.Result) { n.onResult(j, res) })
+	if err := n.kv.Delete(keyRunning + o.ID); err != nil {
+		log.Warn("cannot drop the install record", "err", err)
+	}
 	_, _ = n.update(j, func(r *jobRecord) ([]core.Status, bool) {
 		var reports []core.Status
 		for _, p := range o.Packages {

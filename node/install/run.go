@@ -28,6 +28,11 @@ type Spec struct {
 	// TailBytes is how much of the combined stdout and stderr to keep, the
 	// last bytes; zero means DefaultTailBytes.
 	TailBytes int
+	// Started, when set, is called once the program runs, with its PID
+	// (also its process group ID), before Run waits for it: the caller
+	// records it durably, so that after a crash it can find the group.
+	// When Started fails, the group is killed and Run returns its error.
+	Started func(pgid int) error
 }
 
 // Result is what came of a Run.
@@ -89,6 +94,16 @@ func Run(ctx context.Context, spec Spec) (res Result) {
 		res.Err = fmt.Errorf("%w: %q: %w", ErrStart, spec.Argv[0], err)
 		res.markEnded(ctx, runCtx)
 		return res
+	}
+	if spec.Started != nil {
+		if serr := spec.Started(cmd.Process.Pid); serr != nil {
+			killed.Store(true)
+			_ = killGroup(cmd.Process)
+			_ = cmd.Wait()
+			res.Output = tail.Bytes()
+			res.Err = fmt.Errorf("%w: %q: cannot record the started process: %w", ErrStart, spec.Argv[0], serr)
+			return res
+		}
 	}
 	err := cmd.Wait()
 	res.Output = tail.Bytes()

@@ -39,6 +39,12 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// Logger receives progress and failures. Default: discard.
 	Logger *slog.Logger
+	// Started, when set, is called once each install or uninstall command
+	// runs, before it is waited for, with its order, package, temp dir
+	// ("" for none) and process group ID. The node records these durably
+	// so that, after a crash, it can end the group and remove the dir.
+	// An error kills the command (ERR_EXECUTE).
+	Started func(orderID, pkgID, tmp string, pgid int) error
 }
 
 // Defaults.

@@ -65,7 +65,7 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 			res.State, res.Detail = core.ErrTimeout, fmt.Sprintf("order timeout %v used up before the command started", o.req.Timeout)
 			break
 		}
-		run := runCommand(ctx, m.Command, ws.dir, r.env(o, &p, ws.dir), timeout)
+		run := runCommand(ctx, m.Command, ws.dir, r.env(o, &p, ws.dir), timeout, r.started(o, p, ws))
 		res.State, res.ExitCode, res.Detail = classifyRun(run, timeout, source)
 		res.Output = core.Tail(run.Output, core.MaxOutputTail)
 		if res.State == core.StateSuccess && rebootCode(res.ExitCode) {
@@ -127,7 +127,7 @@ func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result)
 	if m.TimeoutSec > 0 {
 		timeout, source = time.Duration(m.TimeoutSec)*time.Second, "package timeout"
 	}
-	run := runCommand(ctx, m.Uninstall, ws.dir, r.env(o, &p, ws.dir), timeout)
+	run := runCommand(ctx, m.Uninstall, ws.dir, r.env(o, &p, ws.dir), timeout, r.started(o, p, ws))
 	out := prev.Output + "\n--- uninstall (bulk rollback) ---\n" + string(run.Output)
 	res.Output = core.Tail([]byte(out), core.MaxOutputTail)
 	st, code, detail := classifyRun(run, timeout, source)
@@ -251,14 +251,24 @@ func classifyPrepare(ctx, pctx context.Context, o *order, err error) (core.State
 }
 
 // runCommand runs argv through install.Run.
-func runCommand(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration) install.Result {
+func runCommand(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration, started func(int) error) install.Result {
 	return install.Run(ctx, install.Spec{
 		Argv:      argv,
 		Dir:       dir,
 		Env:       env,
 		Timeout:   timeout,
 		TailBytes: core.MaxOutputTail,
+		Started:   started,
 	})
+}
+
+// started is the install.Spec.Started of p's command: Config.Started with
+// the order, package and temp dir, or nil when it is not set.
+func (r *Runner) started(o *order, p Package, ws workspace) func(int) error {
+	if r.cfg.Started == nil {
+		return nil
+	}
+	return func(pgid int) error { return r.cfg.Started(o.req.OrderID, p.ID, ws.tmp, pgid) }
 }
 
 // classifyRun maps what install.Run reported to a state, exit code and

@@ -198,7 +198,7 @@ func (r *Runner) maybeReboot(ctx context.Context, o *order) bool {
 		log.Warn("reboot skipped: order aborted", "err", err)
 		return false
 	}
-	res := runCommand(ctx, r.cfg.RebootCommand, r.cfg.TempDir, r.env(o, nil, ""), rebootTimeout)
+	res := runCommand(ctx, r.cfg.RebootCommand, r.cfg.TempDir, r.env(o, nil, ""), rebootTimeout, nil)
 	if res.Err != nil || res.TimedOut || res.Cancelled || res.ExitCode != 0 {
 		log.Error("reboot command failed", "exit_code", res.ExitCode, "timed_out", res.TimedOut,
 			"cancelled", res.Cancelled, "err", res.Err, "output", core.Tail(res.Output, 1024))

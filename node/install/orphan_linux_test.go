@@ -1,0 +1,60 @@
+//go:build linux
+
+package install
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestStartedFailureKillsGroup: when the caller cannot record the started
+// command, Run kills its group and says why, instead of running a command
+// a crash would leave untracked.
+func TestStartedFailureKillsGroup(t *testing.T) {
+	t.Parallel()
+	var pgid int
+	boom := errors.New("disk full")
+	res := Run(context.Background(), Spec{
+		Argv:    []string{"sleep", "600"},
+		Timeout: time.Minute,
+		Started: func(p int) error { pgid = p; return boom },
+	})
+	if !errors.Is(res.Err, boom) || !errors.Is(res.Err, ErrStart) {
+		t.Fatalf("Err = %v, want ErrStart wrapping %v", res.Err, boom)
+	}
+	if res.ExitCode != -1 {
+		t.Errorf("ExitCode = %d, want -1", res.ExitCode)
+	}
+	if err := syscall.Kill(-pgid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("group %d after Run: kill 0 = %v, want ESRCH", pgid, err)
+	}
+}
+
+// TestGroupRunningChecksStartTime: a live group is found by PID and start
+// time; the same PID with another start time (a reused PID) is not it.
+func TestGroupRunningChecksStartTime(t *testing.T) {
+	t.Parallel()
+	start, err := StartTime(os.Getpid())
+	if err != nil || start == 0 {
+		t.Fatalf("StartTime(self) = %d, %v", start, err)
+	}
+	if !GroupRunning(syscall.Getpgrp(), mustStart(t, syscall.Getpgrp())) {
+		t.Error("own group not running")
+	}
+	if GroupRunning(syscall.Getpgrp(), mustStart(t, syscall.Getpgrp())+1) {
+		t.Error("group with another start time (a reused PID) counted as running")
+	}
+}
+
+func mustStart(t *testing.T, pid int) uint64 {
+	t.Helper()
+	s, err := StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
