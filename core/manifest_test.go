@@ -141,7 +141,7 @@ func TestManifestInvalid(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = DecodeManifest(raw)
-			checkErr(t, err, ErrBadManifest)
+			checkRefusedFromNetwork(t, raw, err, ErrBadManifest)
 		})
 	}
 }

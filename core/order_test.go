@@ -87,7 +87,7 @@ func TestOrderValidate(t *testing.T) {
 			}
 			if raw, err := encodeCanonical(o); err == nil {
 				_, err = DecodeOrder(raw)
-				checkErr(t, err, ErrBadOrder)
+				checkRefusedFromNetwork(t, raw, err, ErrBadOrder)
 			}
 		})
 	}
@@ -373,7 +373,7 @@ func TestStatusValidate(t *testing.T) {
 			checkErr(t, err, ErrBadStatus)
 			if raw, err := encodeCanonical(s); err == nil {
 				_, err = DecodeStatus(raw)
-				checkErr(t, err, ErrBadStatus)
+				checkRefusedFromNetwork(t, raw, err, ErrBadStatus)
 			}
 		})
 	}
