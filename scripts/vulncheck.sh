@@ -48,8 +48,9 @@ if [ ! -f "$db/index/modules.json" ]; then
 		echo "vulncheck: cannot download golang.org/x/vulndb@$VULNDB_VERSION: $meta" >&2
 		exit 2
 	}
-	dir=$(printf '%s' "$meta" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-	info=$(printf '%s' "$meta" | sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p')
+	field() { printf '%s\n' "$meta" | sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p"; }
+	dir=$(field Dir)
+	info=$(field Info)
 	if [ -z "$dir" ] || [ -z "$info" ]; then
 		echo "vulncheck: go mod download printed no Dir/Info for golang.org/x/vulndb@$VULNDB_VERSION:" >&2
 		echo "$meta" >&2
