@@ -16,11 +16,10 @@ cd "$(dirname "$0")/.."
 
 GOVULNCHECK_VERSION=${GOVULNCHECK_VERSION:-v1.9.0}
 VULNDB_VERSION=${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}
-# The standard library's fixes for go1.26.8 came in 1.26.9/1.26.10, which
-# this machine cannot get; go1.27.3 has them. The scan reports the stdlib of
-# the toolchain that builds, so it runs under the same one as the build.
-: "${GOTOOLCHAIN:=go1.27.3}"
-export GOTOOLCHAIN
+# The scan reports the standard library of the toolchain the go command
+# picks, so it uses the caller's GOTOOLCHAIN as it is: the one the build
+# uses (the Makefile and .ci/run set go1.27.3, whose standard library has the
+# fixes go1.26.8 lacks). Run it through `make vulncheck`.
 GO=${GO:-go}
 CACHE=${VULNCHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/relaymesh/vulncheck}
 mkdir -p "$CACHE"
