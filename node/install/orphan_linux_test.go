@@ -5,7 +5,7 @@ package install
 import (
 	"context"
 	"errors"
-	"os"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -38,23 +38,30 @@ func TestStartedFailureKillsGroup(t *testing.T) {
 // time; the same PID with another start time (a reused PID) is not it.
 func TestGroupRunningChecksStartTime(t *testing.T) {
 	t.Parallel()
-	start, err := StartTime(os.Getpid())
-	if err != nil || start == 0 {
-		t.Fatalf("StartTime(self) = %d, %v", start, err)
-	}
-	if !GroupRunning(syscall.Getpgrp(), mustStart(t, syscall.Getpgrp())) {
-		t.Error("own group not running")
-	}
-	if GroupRunning(syscall.Getpgrp(), mustStart(t, syscall.Getpgrp())+1) {
-		t.Error("group with another start time (a reused PID) counted as running")
-	}
-}
-
-func mustStart(t *testing.T, pid int) uint64 {
-	t.Helper()
-	s, err := StartTime(pid)
-	if err != nil {
+	cmd := exec.Command("sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	pgid := cmd.Process.Pid
+	start, err := StartTime(pgid)
+	if err != nil || start == 0 {
+		t.Fatalf("StartTime(%d) = %d, %v", pgid, start, err)
+	}
+	if GroupRunning(pgid, start+1) {
+		t.Error("group with another start time (a reused PID) counted as running")
+	}
+	if killed, err := KillGroup(pgid, start+1); killed || err != nil {
+		t.Errorf("KillGroup with another start time = %v, %v: want it left alone", killed, err)
+	}
+	if !GroupRunning(pgid, start) {
+		t.Fatal("running group not found")
+	}
+	if killed, err := KillGroup(pgid, start); !killed || err != nil {
+		t.Fatalf("KillGroup = %v, %v", killed, err)
+	}
+	_ = cmd.Wait()
+	if GroupRunning(pgid, start) {
+		t.Error("group still running after KillGroup and reaping")
+	}
 }
