@@ -19,10 +19,11 @@ import (
 // Badger is the durable cache: a Store, and through KV() a KV, in one
 // badger database.
 type Badger struct {
-	db  *badger.DB
-	log *slog.Logger
-	idx *index
-	hot *hot // recently stored or read fragments, verified
+	db   *badger.DB
+	log  *slog.Logger
+	idx  *index
+	hot  *hot       // recently stored or read fragments, verified
+	disk *diskGuard // nil in memory
 
 	wmu  sync.Mutex // serialises fragment and pin writes, so index plans stay valid
 	kvMu sync.Mutex // serialises KV writes, so transactions never conflict
@@ -85,7 +86,7 @@ func OpenBadger(cfg Config) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open badger in %q: %w", cfg.Dir, err)
 	}
-	b := &Badger{db: db, log: log, idx: newIndex(cfg.QuotaBytes), hot: newHot(cfg.HotBytes)}
+	b := &Badger{db: db, log: log, idx: newIndex(cfg.QuotaBytes), hot: newHot(cfg.HotBytes), disk: newDiskGuard(cfg, log)}
 	if err := b.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -205,6 +206,10 @@ func (b *Badger) gcLoop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if err := b.disk.fragment(0); err != nil {
+				b.log.Warn("value log GC skipped", "err", err) // a rewrite needs room
+				continue
+			}
 			if err := b.GC(); err != nil && !errors.Is(err, ErrClosed) {
 				b.log.Warn("value log GC failed", "err", err)
 			}

@@ -78,6 +78,9 @@ func (k badgerKV) Update(fn func(tx KVTx) error) error {
 	defer unlock()
 	k.b.kvMu.Lock()
 	defer k.b.kvMu.Unlock()
+	if err := k.b.disk.kv(); err != nil {
+		return fmt.Errorf("cache: kv update: %w", err)
+	}
 	var fnErr error
 	err = k.b.db.Update(func(txn *badger.Txn) error {
 		fnErr = fn(badgerTx{txn})

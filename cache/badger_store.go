@@ -38,6 +38,9 @@ func (b *Badger) put(c cid.Cid, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("cache: put %s: %w", c, err)
 	}
+	if err := b.disk.fragment(size); err != nil {
+		return fmt.Errorf("cache: put %s: %w", c, err)
+	}
 	err = b.db.Update(func(txn *badger.Txn) error {
 		if err := deleteFrags(txn, victims); err != nil {
 			return err
@@ -175,6 +178,9 @@ func (b *Badger) Pin(owner string, cids ...cid.Cid) error {
 	defer unlock()
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
+	if err := b.disk.kv(); err != nil {
+		return fmt.Errorf("cache: pin %q: %w", owner, err)
+	}
 	wb := b.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, c := range cids {

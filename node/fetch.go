@@ -101,6 +101,9 @@ func (n *Node) download(ctx context.Context, j *job) ([]runner.Package, error) {
 		}
 		pkgs[i] = runner.Package{ID: o.Packages[i], Manifest: m}
 	}
+	if err := n.checkFits(pkgs); err != nil {
+		return nil, err
+	}
 	ok, err := n.update(j, func(r *jobRecord) ([]core.Status, bool) {
 		if r.Phase != phaseQueued {
 			return nil, r.Phase == phaseDownloading || r.Phase == phaseDownloaded

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/node/runner"
 )
@@ -129,6 +130,12 @@ func (n *Node) downloadWithRetry(j *job) ([]runner.Package, bool) {
 		}
 		if pe, ok := errors.AsType[*packageError](err); ok {
 			n.fail(j, pe.state, pe.pkg, pe.Error())
+			return nil, false
+		}
+		if errors.Is(err, cache.ErrDiskFull) {
+			// Retrying fills nothing: fail now, with the numbers; the
+			// admin deploys again once space is freed.
+			n.fail(j, core.ErrDownloadPack, "", "does not fit: "+err.Error())
 			return nil, false
 		}
 		var attempts int
