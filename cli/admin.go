@@ -133,11 +133,12 @@ func (a *app) tokenCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:      "create",
 			Usage:     "create a join token for a site and print it",
-			UsageText: "relaymesh token create --site NAME [--tags a,b] [--uses N] [--expires 24h]",
+			UsageText: "relaymesh token create --site NAME [--tags a,b] [--uses N | --unlimited] [--expires 24h]",
 			Flags: append(adminFlags(),
 				&cli.StringFlag{Name: "site", Usage: "site the enrolled nodes belong to"},
 				&cli.StringFlag{Name: "tags", Usage: "comma-separated tags given to the nodes"},
-				&cli.IntFlag{Name: "uses", Usage: "how many nodes may enroll with it (0 = unlimited)"},
+				&cli.IntFlag{Name: "uses", Value: coordinator.DefaultTokenUses, Usage: "how many nodes may enroll with it (one-time by default)"},
+				&cli.BoolFlag{Name: "unlimited", Usage: "any number of nodes may enroll with it until it expires"},
 				&cli.StringFlag{Name: "expires", Value: "24h", Usage: "validity, e.g. 24h"},
 			),
 			Action: func(c *cli.Context) error {
@@ -157,7 +158,16 @@ func (a *app) tokenCommand() *cli.Command {
 						tags = append(tags, t)
 					}
 				}
-				res, err := cl.CreateToken(c.Context, coordinator.TokenRequest{Site: c.String("site"), Tags: tags, Uses: c.Int("uses"), Expires: c.String("expires")})
+				req := coordinator.TokenRequest{Site: c.String("site"), Tags: tags, Uses: c.Int("uses"), Expires: c.String("expires")}
+				switch {
+				case c.Bool("unlimited") && c.IsSet("uses"):
+					return usageErrorf("token create: --uses and --unlimited: choose one")
+				case c.Bool("unlimited"):
+					req.Uses, req.Unlimited = 0, true
+				case req.Uses < 1:
+					return usageErrorf("token create: --uses %d: want at least 1 (or --unlimited)", req.Uses)
+				}
+				res, err := cl.CreateToken(c.Context, req)
 				if err != nil {
 					return apiErr("token create", err)
 				}

@@ -33,7 +33,7 @@ func remoteErr(t testing.TB, err error, contains ...string) {
 func TestEnrollment(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	tokA := h.token(TokenRequest{Site: "a", Tags: []string{"web"}})
+	tokA := h.token(TokenRequest{Site: "a", Tags: []string{"web"}, Unlimited: true})
 	tokB := h.token(TokenRequest{Site: "b", Uses: 1})
 	tokExp := h.token(TokenRequest{Site: "a", Expires: "1h"})
 
@@ -232,7 +232,7 @@ type fleet struct {
 func newFleet(t *testing.T) *fleet {
 	h := newHarness(t)
 	f := &fleet{harness: h}
-	tokA, tokB := h.token(TokenRequest{Site: "a"}), h.token(TokenRequest{Site: "b"})
+	tokA, tokB := h.token(TokenRequest{Site: "a", Uses: 2}), h.token(TokenRequest{Site: "b", Uses: 2})
 	f.a1, f.a2, f.b1 = newFakeNode(t, h, "a1"), newFakeNode(t, h, "a2"), newFakeNode(t, h, "b1")
 	f.a1.mustEnroll(tokA)
 	f.a2.mustEnroll(tokA)

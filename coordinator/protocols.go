@@ -56,6 +56,10 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 		return nil, fmt.Errorf("%w: token already used %d of %d times", ErrBadToken, tok.Used, tok.Uses)
 	}
 	id := from.String()
+	if err := c.nameTakenLocked(req.Info.Hostname, id); err != nil {
+		c.log.Warn("enrollment refused: name in use", "peer", from, "name", req.Info.Hostname)
+		return nil, err
+	}
 	n := c.st.nodes[id]
 	if n == nil {
 		n = &NodeRecord{ID: id, FirstSeen: now}
@@ -170,6 +174,10 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	}
 	cp := *n
 	applyInfo(&cp, &req.Info, now)
+	if cp.Name != n.Name && c.nameTakenLocked(cp.Name, node) != nil {
+		c.log.Warn("node asked for a name in use: keeps its name", "node", node, "name", n.Name, "asked", cp.Name)
+		cp.Name = n.Name
+	}
 	// Persist a heartbeat when something but the time changed, or the
 	// stored last-seen is getting old; memory always has the latest.
 	if !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr || cp.Relay != n.Relay ||

@@ -96,7 +96,7 @@ func (c *cluster) closeNode(n *testNode) {
 // addSite enrolls and starts count nodes in site.
 func (c *cluster) addSite(site string, count int, mutate func(*node.Config)) []*testNode {
 	c.t.Helper()
-	tok, err := c.coord.CreateToken(coordinator.TokenRequest{Site: site})
+	tok, err := c.coord.CreateToken(coordinator.TokenRequest{Site: site, Uses: max(count, 1)})
 	if err != nil {
 		c.t.Fatal(err)
 	}

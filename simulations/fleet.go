@@ -171,7 +171,7 @@ func (f *fleet) enroll(ctx context.Context) error {
 	}
 	tokens := make([]string, len(f.sites))
 	for i, s := range f.sites {
-		tok, err := f.coord.CreateToken(coordinator.TokenRequest{Site: s})
+		tok, err := f.coord.CreateToken(coordinator.TokenRequest{Site: s, Unlimited: true})
 		if err != nil {
 			return fmt.Errorf("%w: token for %s: %w", ErrSetup, s, err)
 		}
