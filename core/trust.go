@@ -17,6 +17,19 @@ import (
 // of which a node records only those addressed to it.
 const ReplayWindow uint64 = 1 << 16
 
+// MaxSeqJump bounds how far above the highest accepted sequence one order
+// may lie. A node's highest only moves up, and everything at or below
+// highest-ReplayWindow is refused, so a single order signed with sequence
+// 2^64-1 (a bug, a bad restore of the coordinator's counter) would make a
+// node refuse every later real order for good. An order more than
+// MaxSeqJump above the highest is refused and moves nothing. 1<<20 is 16
+// replay windows: the coordinator numbers all its orders from one counter,
+// and a node offline while a million orders (to any nodes) were issued
+// does not happen in a fleet that deploys a few hundred times a day; such
+// a node is re-enrolled. A node that accepted nothing yet (highest 0) has
+// no reference and takes its first order at any sequence.
+const MaxSeqJump uint64 = 1 << 20
+
 // SeqStore keeps, durably and per signing key, the highest order sequence
 // accepted and which sequences inside the replay window were accepted.
 // RecordSeq returns only once the record is on stable storage.
@@ -108,6 +121,10 @@ func (v *Verifier) checkSeq(keyID string, o *Order) error {
 	high, err := v.Seq.HighestSeq(keyID)
 	if err != nil {
 		return fmt.Errorf("core: read highest sequence: %w", err)
+	}
+	if high > 0 && o.Seq > high && o.Seq-high > MaxSeqJump {
+		return fmt.Errorf("%w: order %s: sequence %d is more than %d above the highest accepted (%d): refused so that one order cannot move this node's replay window past every real order",
+			ErrReplay, o.ID, o.Seq, MaxSeqJump, high)
 	}
 	if o.Seq > high {
 		return nil

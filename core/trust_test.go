@@ -64,7 +64,8 @@ func TestVerifierAccept(t *testing.T) {
 		wantRefOrd bool // a refused order still comes back, for the report
 	}{
 		{"next sequence", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high+1)) }, now, nil, true},
-		{"sequence jump", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(1<<40)) }, now, nil, true},
+		{"sequence jump up to MaxSeqJump", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(high+MaxSeqJump)) }, now, nil, true},
+		{"sequence jump beyond MaxSeqJump", func(t *testing.T) *Envelope { return signed(t, coordKey, withSeq(1<<40)) }, now, ErrReplay, true},
 		{"cancel order", func(t *testing.T) *Envelope {
 			o := cancelOrder()
 			o.Targets, o.Seq = []string{verifierSelf}, high+1
