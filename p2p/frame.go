@@ -27,7 +27,9 @@ func WriteMsg(w io.Writer, v any) error {
 
 // ReadMsg reads one frame written by WriteMsg into v. It reads exactly the
 // frame and nothing after it, so raw bytes may follow on the same stream.
-// A frame longer than maxBytes is refused before its body is read. The
+// A frame longer than maxBytes is refused before its body is read, and
+// the body's buffer grows with the bytes that arrive, never to the
+// announced length up front. The
 // JSON must hold one value whose fields all exist in v. It returns io.EOF,
 // unwrapped, when r ends before the first byte of a frame.
 func ReadMsg(r io.Reader, maxBytes int, v any) error {
@@ -53,14 +55,44 @@ func ReadMsg(r io.Reader, maxBytes int, v any) error {
 	if n == 0 {
 		return fmt.Errorf("%w: empty frame", ErrBadMsg)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readGrowing(r, int(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w: frame of %d bytes cut short: %w", ErrBadMsg, n, err)
+			return fmt.Errorf("%w: frame of %d bytes cut short after %d: %w", ErrBadMsg, n, len(body), io.ErrUnexpectedEOF)
 		}
 		return fmt.Errorf("p2p: read message: %w", err)
 	}
 	return decodeStrict(body, v)
+}
+
+// readChunk is the most ReadMsg allocates ahead of the bytes that arrived:
+// a peer announcing a large frame and sending nothing costs this, not the
+// announced length.
+const readChunk = 16 << 10
+
+// readGrowing reads exactly n bytes from r into a buffer that grows with
+// the bytes that actually arrive: at most readChunk, or double what has
+// arrived, is allocated ahead. It returns what it read with the error.
+func readGrowing(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, readChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grow := min(n-len(buf), max(len(buf), readChunk))
+			buf = append(buf, make([]byte, grow)...)[:len(buf)]
+		}
+		k, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if len(buf) == n {
+				break
+			}
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
