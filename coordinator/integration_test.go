@@ -212,13 +212,16 @@ func TestPackagePublishAndFetch(t *testing.T) {
 	if _, err := p2p.FetchFragment(h.ctx, stranger.h, stranger.coord, pkgID, core.MaxManifestBytes); err == nil {
 		t.Fatal("unenrolled host fetched the manifest")
 	}
-	// Nor may it sync or report.
-	_, err = stranger.sync(0)
-	remoteErr(t, err, "not enrolled")
+	// Nor may it sync or report: both streams are reset unread.
+	if _, err = stranger.sync(0); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("unenrolled sync: err = %v, want a stream reset", err)
+	}
 	_, err = stranger.send(stranger.sign(stranger.status("d-x", core.StateNotified, 0), stranger.key))
-	remoteErr(t, err, "not enrolled")
-	if got := h.c.Counters().NotEnrolled.Load(); got != 1 {
-		t.Errorf("not-enrolled counter = %d, want 1", got)
+	if err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("unenrolled status: err = %v, want a stream reset", err)
+	}
+	if got := h.c.Counters().NotEnrolled.Load(); got != 2 {
+		t.Errorf("not-enrolled counter = %d, want 2 (the sync and the status stream)", got)
 	}
 }
 

@@ -13,18 +13,33 @@ import (
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
-// Request size caps of the node-facing protocols.
+// Request size caps of the node-facing protocols. Enrollment is the only
+// one an unenrolled peer may speak, so it is small; a status batch holds
+// up to MaxBatch signed reports of a few hundred bytes each.
 const (
-	maxEnrollBytes = 64 << 10
+	maxEnrollBytes = 16 << 10
 	maxSyncBytes   = 64 << 10
-	maxStatusBytes = 32 << 20
+	maxStatusBytes = MaxBatch * 2 << 10
 	maxSiteMembers = 16
 )
 
+// registerProtocols serves enrollment to anyone and every other protocol
+// only to enrolled nodes: an unenrolled peer's sync or status stream is
+// reset before a byte of it is read.
 func (c *Coordinator) registerProtocols() {
 	p2p.Handle(c.host, core.ProtoEnroll, maxEnrollBytes, c.handleEnroll)
-	p2p.Handle(c.host, core.ProtoSync, maxSyncBytes, c.handleSync)
-	p2p.Handle(c.host, core.ProtoStatus, maxStatusBytes, c.handleStatus)
+	p2p.HandleAdmitted(c.host, core.ProtoSync, maxSyncBytes, c.admitNode, c.handleSync)
+	p2p.HandleAdmitted(c.host, core.ProtoStatus, maxStatusBytes, c.admitNode, c.handleStatus)
+}
+
+// admitNode lets an enrolled peer's stream be read; it counts the others.
+func (c *Coordinator) admitNode(p peer.ID) bool {
+	if c.enrolled(p) {
+		return true
+	}
+	c.counters.NotEnrolled.Add(1)
+	c.log.Debug("stream of unenrolled peer reset", "peer", p)
+	return false
 }
 
 func (c *Coordinator) handleEnroll(_ context.Context, from peer.ID, req *core.EnrollRequest) (*core.EnrollResponse, error) {
@@ -76,6 +91,9 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	}
 	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
 	c.st.known.Store(id, struct{}{})
+	if c.host != nil {
+		p2p.Promote(c.host, from)
+	}
 	c.log.Info("node enrolled", "node", id, "name", n.Name, "site", n.Site)
 	keys := make([][]byte, len(c.gossipKeys))
 	copy(keys, c.gossipKeys)

@@ -34,7 +34,21 @@ type envelope struct {
 func Handle[Req, Resp any](h host.Host, proto protocol.ID, maxReq int,
 	fn func(ctx context.Context, from peer.ID, req *Req) (*Resp, error),
 ) {
+	HandleAdmitted(h, proto, maxReq, nil, fn)
+}
+
+// HandleAdmitted is Handle for peers admit accepts: the stream of any
+// other peer is reset before a byte of it is read, so an unauthenticated
+// peer costs a stream header and no buffer. A nil admit accepts everyone.
+func HandleAdmitted[Req, Resp any](h host.Host, proto protocol.ID, maxReq int,
+	admit func(peer.ID) bool,
+	fn func(ctx context.Context, from peer.ID, req *Req) (*Resp, error),
+) {
 	h.SetStreamHandler(proto, func(s network.Stream) {
+		if admit != nil && !admit(s.Conn().RemotePeer()) {
+			_ = s.Reset()
+			return
+		}
 		defer func() { _ = s.Close() }()
 		_ = s.SetDeadline(time.Now().Add(handlerTimeout))
 		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
