@@ -175,7 +175,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	c.gater = &p2p.Gater{Open: true}
 	c.meter = &p2p.Meter{Classify: c.classify}
 	h, err := p2p.NewHost(p2p.HostConfig{
-		ListenAddrs: c.cfg.Listen, Identity: c.identity, Gater: c.gater, Logger: c.log, Meter: c.meter,
+		ListenAddrs: c.cfg.Listen, Identity: c.identity, Gater: c.gater, Enrolled: c.enrolled, Logger: c.log, Meter: c.meter,
 	})
 	if err != nil {
 		return fmt.Errorf("coordinator: libp2p host: %w", err)

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"net/netip"
+	"sync"
 	"time"
 
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -34,6 +36,11 @@ type HostConfig struct {
 	Identity crypto.PrivKey
 	// Gater, when set, decides which peers may connect.
 	Gater *Gater
+	// Enrolled, when set, tells the peers that get the fleet's per-peer
+	// resource limits; every other peer gets the much lower Stranger*
+	// limits. Set it on a host whose Gater is Open; call Promote when a
+	// peer becomes enrolled. nil gives every connected peer fleet limits.
+	Enrolled func(peer.ID) bool
 	// Logger receives the host's logs; nil discards them.
 	Logger *slog.Logger
 	// Meter, when set, counts every stream byte of every protocol
@@ -78,7 +85,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rm, err := newResourceManager()
+	rm, err := newResourceManager(cfg.Enrolled)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
@@ -131,9 +138,23 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 // limits (scaled to the machine) but raises the stream limits so that a
 // coordinator or relay can carry ~1000 concurrent streams: a relay serving
 // a site pulls many fragments at once. Infinite limits were the
-// alternative; they would leave an enrolled-but-misbehaving peer, or any
-// peer on an Open coordinator, free to exhaust memory and descriptors.
-func newResourceManager() (network.ResourceManager, error) {
+// alternative; they would leave an enrolled-but-misbehaving peer free to
+// exhaust memory and descriptors. With enrolled set, a peer it refuses
+// gets strangerLimit instead of the fleet's per-peer limits.
+func newResourceManager(enrolled func(peer.ID) bool) (network.ResourceManager, error) {
+	var lim rcmgr.Limiter = fleetLimits()
+	if enrolled != nil {
+		lim = peerLimiter{Limiter: lim, enrolled: enrolled}
+	}
+	return rcmgr.NewResourceManager(lim,
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: ConnsPerIP}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: ConnsPerIP}}),
+		rcmgr.WithConnRateLimiters(connRateLimiter()))
+}
+
+// fleetLimits are the limits of a host serving the fleet, computed once.
+var fleetLimits = sync.OnceValue(func() rcmgr.Limiter {
 	const (
 		systemStreams = 8192
 		peerStreams   = 2048
@@ -162,12 +183,8 @@ func newResourceManager() (network.ResourceManager, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(limits.AutoScale())),
-		rcmgr.WithLimitPerSubnet(
-			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: ConnsPerIP}},
-			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: ConnsPerIP}}),
-		rcmgr.WithConnRateLimiters(connRateLimiter()))
-}
+	return rcmgr.NewFixedLimiter(partial.Build(limits.AutoScale()))
+})
 
 // Per source address limits. libp2p's defaults (8 concurrent connections
 // and a burst of 16 new ones, then one per 5 s, per IPv4 address) suit a

@@ -32,7 +32,7 @@ func TestManyNodesBehindOneAddress(t *testing.T) {
 		}
 		return n, nil
 	}
-	ours, err := newResourceManager()
+	ours, err := newResourceManager(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
