@@ -18,10 +18,36 @@ type checked struct {
 }
 
 // Intake verifies, dedupes and applies a batch of node-signed status
-// reports, in order per node, and returns one outcome per report.
+// reports, in order per node, and returns one outcome per report, with a
+// receipt signed by the order key that names every report the coordinator
+// is done with (nodes forget a report only on that receipt).
 // Signatures are checked on all cores; the state change is written in as
 // few synced transactions as the batch needs before the acks go back.
 func (c *Coordinator) Intake(reports []*core.Envelope) *core.StatusAck {
+	return c.signReceipt(reports, c.intake(reports))
+}
+
+// signReceipt adds to ack the signed receipt of the reports it settled.
+func (c *Coordinator) signReceipt(reports []*core.Envelope, ack *core.StatusAck) *core.StatusAck {
+	r := &core.Receipt{Schema: core.ReceiptSchema}
+	for i, res := range ack.Results {
+		if res == "" || reports[i] == nil {
+			continue // not stored: the node sends it again
+		}
+		r.Entries = append(r.Entries, core.ReceiptEntry{Digest: core.ReportDigest(reports[i]), Result: res})
+	}
+	env, err := core.SignReceipt(r, c.orderKey)
+	if err != nil {
+		// Cannot happen (the entries are built above); without a receipt
+		// the node keeps its reports and sends them again.
+		c.log.Error("status intake: cannot sign the receipt", "err", err)
+		return ack
+	}
+	ack.Receipt = env
+	return ack
+}
+
+func (c *Coordinator) intake(reports []*core.Envelope) *core.StatusAck {
 	ack := &core.StatusAck{Results: make([]string, len(reports)), Errors: make([]string, len(reports))}
 	if len(reports) > MaxBatch {
 		for i := range reports {

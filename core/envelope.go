@@ -79,7 +79,7 @@ func (e *Envelope) Encode() ([]byte, error) {
 
 func (e *Envelope) check() error {
 	switch {
-	case e.Type != TypeOrder && e.Type != TypeStatus:
+	case !knownType(e.Type):
 		return fmt.Errorf("%w: type %q", ErrBadEnvelope, e.Type)
 	case len(e.KeyID) != 64 || strings.Trim(e.KeyID, "0123456789abcdef") != "":
 		return fmt.Errorf("%w: key id %q: want 64 hex digits", ErrBadEnvelope, short(e.KeyID))

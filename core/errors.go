@@ -25,4 +25,5 @@ var (
 	ErrBadKeyFile     = errors.New("core: bad key file")
 	ErrNotCanonical   = errors.New("core: encoding is not canonical")
 	ErrBadWindow      = errors.New("core: invalid maintenance window")
+	ErrBadReceipt     = errors.New("core: invalid status receipt")
 )

@@ -124,4 +124,7 @@ const (
 type StatusAck struct {
 	Results []string `json:"results"`
 	Errors  []string `json:"errors,omitempty"`
+	// Receipt is the coordinator's signed Receipt (TypeReceipt); relays
+	// pass it back unchanged. Nodes act on it, not on Results.
+	Receipt *Envelope `json:"receipt,omitempty"`
 }

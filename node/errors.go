@@ -10,4 +10,5 @@ var (
 	ErrEnrollRefused   = errors.New("node: enrollment refused by the coordinator")
 	ErrBadEnrollment   = errors.New("node: bad enrollment data")
 	ErrClosed          = errors.New("node: closed")
+	ErrUnsignedAck     = errors.New("node: status ack not signed by the coordinator")
 )

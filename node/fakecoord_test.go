@@ -166,6 +166,13 @@ func (f *fakeCoord) status(_ context.Context, from peer.ID, req *core.StatusBatc
 			ack.Results = append(ack.Results, core.AckApplied)
 		}
 	}
+	r := &core.Receipt{Schema: core.ReceiptSchema}
+	for i, e := range req.Reports {
+		r.Entries = append(r.Entries, core.ReceiptEntry{Digest: core.ReportDigest(e), Result: ack.Results[i]})
+	}
+	if ack.Receipt, err = core.SignReceipt(r, f.key); err != nil {
+		return nil, err
+	}
 	return ack, nil
 }
 

@@ -17,11 +17,14 @@ import (
 var errStopScan = errors.New("node: stop scan")
 
 // outbox keeps signed status reports in the KV until the coordinator
-// acknowledges them. A report is signed and stored, with its sequence
-// number, in one KV transaction before anything tries to send it.
+// acknowledges them in a receipt signed by a pinned order key (a relay
+// passes the receipt back; it cannot forge one). A report is signed and
+// stored, with its sequence number, in one KV transaction before anything
+// tries to send it.
 type outbox struct {
 	kv     cache.KV
 	priv   ed25519.PrivateKey
+	keys   map[string]ed25519.PublicKey // pinned order keys: receipts' signers
 	nodeID string
 	now    func() time.Time
 	log    *slog.Logger
@@ -34,9 +37,9 @@ type outbox struct {
 	kick chan struct{} // the coordinator is back: retry now
 }
 
-func newOutbox(kv cache.KV, priv ed25519.PrivateKey, nodeID string, cfg Config, log *slog.Logger) *outbox {
+func newOutbox(kv cache.KV, priv ed25519.PrivateKey, keys map[string]ed25519.PublicKey, nodeID string, cfg Config, log *slog.Logger) *outbox {
 	return &outbox{
-		kv: kv, priv: priv, nodeID: nodeID, now: cfg.now, log: log,
+		kv: kv, priv: priv, keys: keys, nodeID: nodeID, now: cfg.now, log: log,
 		batch: cfg.StatusBatch, lo: cfg.StatusBackoffMin, hi: cfg.StatusBackoffMax, rand: rand.Float64,
 		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 	}
@@ -127,7 +130,7 @@ func (o *outbox) run(ctx context.Context, send sendFunc) {
 			var ack *core.StatusAck
 			ack, err = send(ctx, &core.StatusBatch{Reports: envs})
 			if err == nil {
-				err = o.settle(keys, ack)
+				err = o.settle(keys, envs, ack)
 			}
 		}
 		if ctx.Err() != nil {
@@ -153,14 +156,39 @@ func (o *outbox) run(ctx context.Context, send sendFunc) {
 	}
 }
 
-// settle removes the reports the coordinator is done with.
-func (o *outbox) settle(keys []string, ack *core.StatusAck) error {
-	if len(ack.Results) != len(keys) {
-		return fmt.Errorf("node: status ack has %d results for %d reports", len(ack.Results), len(keys))
+// receipted returns, per report of envs, the outcome the coordinator's
+// signed receipt in ack gives it, "" for a report the receipt does not
+// name. The unsigned Results are not trusted: whoever relayed the batch
+// could have written them.
+func (o *outbox) receipted(envs []*core.Envelope, ack *core.StatusAck) ([]string, error) {
+	if ack == nil || ack.Receipt == nil {
+		return nil, fmt.Errorf("%w: the ack carries no receipt signed by the coordinator", ErrUnsignedAck)
+	}
+	r, err := core.OpenReceipt(ack.Receipt, o.keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsignedAck, err)
+	}
+	got := make(map[string]string, len(r.Entries))
+	for _, e := range r.Entries {
+		got[string(e.Digest)] = e.Result
+	}
+	out := make([]string, len(envs))
+	for i, env := range envs {
+		out[i] = got[string(core.ReportDigest(env))]
+	}
+	return out, nil
+}
+
+// settle removes the reports the coordinator's signed receipt says it is
+// done with, and keeps the rest for the next attempt.
+func (o *outbox) settle(keys []string, envs []*core.Envelope, ack *core.StatusAck) error {
+	results, err := o.receipted(envs, ack)
+	if err != nil {
+		return err
 	}
 	var done []string
 	var unknown int
-	for i, r := range ack.Results {
+	for i, r := range results {
 		switch r {
 		case core.AckApplied, core.AckDuplicate:
 			done = append(done, keys[i])
@@ -188,7 +216,7 @@ func (o *outbox) settle(keys []string, ack *core.StatusAck) error {
 		}
 	}
 	if unknown > 0 {
-		return fmt.Errorf("node: status ack: %d reports with an unknown result", unknown)
+		return fmt.Errorf("node: status ack: the coordinator's receipt does not name %d of %d reports (kept, sent again)", unknown, len(keys))
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func outboxRetryDelays(t *testing.T, n int, r func() float64) []time.Duration {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	o := newOutbox(cache.NewMemory(0).KV(), priv, "node-1", cfg,
+	o := newOutbox(cache.NewMemory(0).KV(), priv, nil, "node-1", cfg,
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if r != nil {
 		o.rand = r

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -92,19 +93,38 @@ func (n *Node) info() core.NodeInfo {
 }
 
 // sendStatus delivers one outbox batch upward: through the site's relay,
-// or straight to the coordinator when this node is the relay or no relay
-// answers.
+// or straight to the coordinator when this node is the relay, no relay
+// answers, or the relay's answer lacks the coordinator's signed receipt
+// for any report of the batch (a relay that acks and drops).
 func (n *Node) sendStatus(ctx context.Context, b *core.StatusBatch) (*core.StatusAck, error) {
 	if r := n.statusRoute(); r != "" {
 		cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
 		ack, err := p2p.Call[core.StatusBatch, core.StatusAck](cctx, n.h, r, core.ProtoStatus, b, maxStatusResponse)
 		cancel()
 		if err == nil {
-			return ack, nil
+			var res []string
+			if res, err = n.out.receipted(b.Reports, ack); err == nil {
+				if missing := slices.Index(res, ""); missing < 0 {
+					return ack, nil
+				}
+				err = fmt.Errorf("%w: the receipt names %d of %d reports", ErrUnsignedAck, len(res)-countEmpty(res), len(res))
+			}
+			n.log.Warn("the relay's status ack is not the coordinator's signed receipt for the batch; sending straight to the coordinator", "relay", r, "err", err)
+		} else {
+			n.log.Debug("relay did not take the status batch; sending straight to the coordinator", "relay", r, "err", err)
 		}
-		n.log.Debug("relay did not take the status batch; sending straight to the coordinator", "relay", r, "err", err)
 	}
 	return n.sendToCoordinator(ctx, b)
+}
+
+func countEmpty(ss []string) int {
+	k := 0
+	for _, s := range ss {
+		if s == "" {
+			k++
+		}
+	}
+	return k
 }
 
 // sendToCoordinator delivers a status batch to the coordinator.
