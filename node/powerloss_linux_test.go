@@ -36,7 +36,7 @@ func TestPowerLossKeepsSyncedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := newOutbox(kv, priv, "node-1", TestConfig(t.TempDir()), testLogger(t))
+	out := newOutbox(kv, priv, nil, "node-1", TestConfig(t.TempDir()), testLogger(t))
 	if err := kv.Update(func(tx cache.KVTx) error {
 		return out.add(tx, core.Status{OrderID: "order-1", State: core.StateNotified})
 	}); err != nil {
