@@ -30,7 +30,7 @@ func (a *app) deployCommand() *cli.Command {
 					&cli.BoolFlag{Name: "all", Usage: "target every enrolled node"},
 					&cli.StringFlag{Name: "not-before", Usage: "do not install before this time (RFC 3339)"},
 					&cli.StringFlag{Name: "window", Usage: "maintenance window in the node's local time, e.g. 'Sat 02:00-04:00'"},
-					&cli.StringFlag{Name: "expires", Usage: "the order expires this long after not-before (default 168h)"},
+					&cli.StringFlag{Name: "expires", Usage: "the order expires this long after not-before (default 24h; the coordinator refuses more than its max_order_lifetime, 168h by default)"},
 					&cli.IntFlag{Name: "priority", Value: -1, Usage: "0 (first) to 10; default: the packages' own"},
 					&cli.BoolFlag{Name: "bulk", Usage: "stop at the first failure and roll back (default: one-by-one)"},
 					&cli.StringFlag{Name: "reboot", Value: "never", Usage: "never, if-needed or always"},

@@ -57,11 +57,41 @@ type Config struct {
 	// already sent that fragment to (they serve it over their WAN
 	// uplinks). 0 means 4; negative never redirects.
 	RedirectBusy int `yaml:"redirect_busy"`
+	// MaxPackageBytes is the largest archive a package may carry; build and
+	// publish refuse bigger ones. 0 means DefaultMaxPackageBytes.
+	MaxPackageBytes int64 `yaml:"max_package_bytes"`
+	// MaxOrderLifetime is the longest an order may stay valid (expires
+	// minus not-before); deploy create refuses longer, and nodes enrolled
+	// with it refuse longer orders. 0 means DefaultMaxOrderLifetime.
+	MaxOrderLifetime time.Duration `yaml:"max_order_lifetime"`
 
 	Logger *slog.Logger     `yaml:"-"`
 	Now    func() time.Time `yaml:"-"`
 	// Shaper paces fragment uploads (the simulator's network); nil = none.
 	Shaper p2p.Shaper `yaml:"-"`
+}
+
+// Limits' defaults: an archive above 8 GiB is a mistake (a 1 TiB manifest
+// made of one fragment repeated filled nodes' disks), and an order valid
+// for more than 7 days outlives any maintenance plan.
+const (
+	DefaultMaxPackageBytes  int64 = 8 << 30
+	DefaultMaxOrderLifetime       = 7 * 24 * time.Hour
+	DefaultOrderLifetime          = 24 * time.Hour
+)
+
+func (c *Config) maxPackageBytes() int64 {
+	if c.MaxPackageBytes > 0 {
+		return c.MaxPackageBytes
+	}
+	return DefaultMaxPackageBytes
+}
+
+func (c *Config) maxOrderLifetime() time.Duration {
+	if c.MaxOrderLifetime > 0 {
+		return c.MaxOrderLifetime
+	}
+	return DefaultMaxOrderLifetime
 }
 
 // DefaultConfig is the configuration of a production coordinator.
@@ -127,6 +157,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PushTimeout <= 0 {
 		return bad("push_timeout %s: must be positive", c.PushTimeout)
+	}
+	if c.MaxPackageBytes < 0 {
+		return bad("max_package_bytes %d: must be >= 0 (0 = 8 GiB)", c.MaxPackageBytes)
+	}
+	if c.MaxOrderLifetime < 0 {
+		return bad("max_order_lifetime %s: must be >= 0 (0 = 168h)", c.MaxOrderLifetime)
 	}
 	return nil
 }

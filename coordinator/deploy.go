@@ -22,7 +22,7 @@ type DeployRequest struct {
 	All       bool     `json:"all,omitempty"`
 	NotBefore string   `json:"not_before,omitempty"` // RFC 3339; default now
 	Window    string   `json:"window,omitempty"`
-	Expires   string   `json:"expires,omitempty"`  // duration after not-before; default 168h
+	Expires   string   `json:"expires,omitempty"`  // duration after not-before; default 24h, at most max_order_lifetime (168h)
 	Priority  *int     `json:"priority,omitempty"` // default: the packages' lowest
 	Bulk      bool     `json:"bulk,omitempty"`
 	Reboot    string   `json:"reboot,omitempty"`  // never (default), if-needed, always
@@ -48,13 +48,16 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 		}
 		notBefore = t.UTC().Truncate(time.Second)
 	}
-	ttl := 7 * 24 * time.Hour
+	ttl := DefaultOrderLifetime
 	if req.Expires != "" {
 		d, err := time.ParseDuration(req.Expires)
 		if err != nil || d <= 0 {
 			return nil, bad("expires %q: want a positive duration such as 24h", req.Expires)
 		}
 		ttl = d
+	}
+	if max := c.cfg.maxOrderLifetime(); ttl > max {
+		return nil, bad("expires %s: above the coordinator's maximum order lifetime of %s (max_order_lifetime in config.yaml); deploy again later instead of signing a longer-lived order", ttl, max)
 	}
 	if _, err := core.ParseWindow(req.Window); err != nil {
 		return nil, bad("%v", err)

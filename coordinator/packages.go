@@ -45,6 +45,10 @@ func (c *Coordinator) PublishPackage(manifest []byte) (*PackageRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
+	if max := c.cfg.maxPackageBytes(); m.Size > max {
+		return nil, fmt.Errorf("%w: package %s %s is %d bytes, above the coordinator's maximum of %d (max_package_bytes in config.yaml)",
+			ErrBadRequest, m.Name, m.Version, m.Size, max)
+	}
 	id := core.FragmentCID(manifest)
 	missing, err := c.MissingFragments(m.Fragments)
 	if err != nil {
@@ -80,9 +84,15 @@ func (c *Coordinator) PublishPackage(manifest []byte) (*PackageRecord, error) {
 func (c *Coordinator) BuildPackage(m core.Manifest, r io.Reader, fragSize int) (*PackageRecord, error) {
 	m.Schema = core.ManifestSchema
 	if r != nil {
+		max := c.cfg.maxPackageBytes()
+		r = &sizeCap{r: r, left: max + 1} // one byte more tells "too big"
 		info, err := core.Chunk(r, fragSize, func(id cid.Cid, data []byte) error { return c.store.Put(id, data) })
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if info.Size > max {
+			return nil, fmt.Errorf("%w: package %s %s: the archive is over %d bytes, the coordinator's maximum (max_package_bytes in config.yaml)",
+				ErrBadRequest, m.Name, m.Version, max)
 		}
 		m.Size, m.Digest, m.FragmentSize = info.Size, info.Digest, fragSize
 		m.Fragments = make([]string, len(info.Fragments))
@@ -186,4 +196,24 @@ func (c *Coordinator) fragmentInUse(f cid.Cid) bool {
 		}
 	}
 	return false
+}
+
+// sizeCap reads at most left bytes of r, then reports EOF: BuildPackage
+// stops chunking one byte past the maximum instead of storing a huge
+// archive before refusing it.
+type sizeCap struct {
+	r    io.Reader
+	left int64
+}
+
+func (s *sizeCap) Read(p []byte) (int, error) {
+	if s.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.r.Read(p)
+	s.left -= int64(n)
+	return n, err
 }
