@@ -107,8 +107,9 @@ func Rank(members []Meta) []Meta {
 
 // Elect returns the node IDs of the n relays of a site, sorted ascending.
 //
-// Only relay-eligible members can be elected, and none that a member of
-// the view distrusts (Meta.Distrust: it caught it serving corrupt bytes);
+// Only relay-eligible members can be elected, and none that two members
+// of the view distrust (Meta.Distrust: they caught it serving corrupt
+// bytes; see distrustQuorum);
 // if none is left the site has no relay (nil), and its nodes fetch from
 // upstream themselves.
 // Incumbents that are still members and eligible are kept (the best n of
@@ -180,24 +181,40 @@ func Elect(members []Meta, incumbents []string, n int, hysteresis float64) []str
 	return ids
 }
 
-// withoutDistrusted returns members with those some member distrusts made
-// ineligible (a copy, when there are any).
+// distrustQuorum is how many distinct members must distrust a member
+// before the election passes over it: two, or every other member in a
+// site of two. One voice is not enough: any member (or anyone holding the
+// gossip key) can gossip a distrust entry, and a single entry must not
+// move the relay role.
+func distrustQuorum(members int) int {
+	return max(1, min(2, members-1))
+}
+
+// withoutDistrusted returns members with those at least distrustQuorum
+// other members distrust made ineligible (a copy, when there are any).
 func withoutDistrusted(members []Meta) []Meta {
-	var bad map[string]bool
+	var voters map[string]map[string]bool // accused → who distrusts it
 	for _, m := range members {
 		for _, id := range m.Distrust {
-			if bad == nil {
-				bad = map[string]bool{}
+			if id == m.NodeID {
+				continue
 			}
-			bad[id] = true
+			if voters == nil {
+				voters = map[string]map[string]bool{}
+			}
+			if voters[id] == nil {
+				voters[id] = map[string]bool{}
+			}
+			voters[id][m.NodeID] = true
 		}
 	}
-	if bad == nil {
+	if voters == nil {
 		return members
 	}
+	q := distrustQuorum(len(members))
 	out := slices.Clone(members)
 	for i := range out {
-		if bad[out[i].NodeID] {
+		if len(voters[out[i].NodeID]) >= q {
 			out[i].RelayEligible = false
 		}
 	}

@@ -113,8 +113,12 @@ func TestElect(t *testing.T) {
 		{"fill, then replace", []Meta{node("a", 10), node("b", 20), node("c", 30), node("d", 40)}, []string{"a"}, 3, []string{"b", "c", "d"}},
 		{"worst incumbent replaced first", []Meta{node("a", 10), node("b", 20), node("c", 25)}, []string{"a", "b"}, 2, []string{"b", "c"}},
 		{"n over eligible", []Meta{node("a", 10), ineligible("b", 20)}, nil, 3, []string{"a"}},
-		{"distrusted incumbent replaced", []Meta{node("a", 100), distrusting("b", 10, "a"), node("c", 20)}, []string{"a"}, 1, []string{"c"}},
-		{"distrusted never chosen", []Meta{node("a", 100), node("b", 10), distrusting("c", 20, "a", "b")}, nil, 2, []string{"c"}},
+		{"distrusted incumbent replaced", []Meta{node("a", 100), distrusting("b", 10, "a"), distrusting("c", 20, "a")}, []string{"a"}, 1, []string{"c"}},
+		{"distrusted never chosen", []Meta{node("a", 100), node("b", 10), distrusting("c", 20, "a", "b"), distrusting("d", 5, "a", "b")}, nil, 2, []string{"c", "d"}},
+		{"one voice does not move the role", []Meta{node("a", 100), distrusting("b", 10, "a"), node("c", 20), node("d", 20)}, []string{"a"}, 1, []string{"a"}},
+		{"one voice twice is one voice", []Meta{node("a", 100), distrusting("b", 10, "a", "a"), node("c", 20)}, nil, 1, []string{"a"}},
+		{"distrusting oneself counts for nothing", []Meta{distrusting("a", 100, "a"), distrusting("b", 10, "a"), node("c", 20)}, nil, 1, []string{"a"}},
+		{"site of two: the other member suffices", []Meta{node("a", 100), distrusting("b", 10, "a")}, []string{"a"}, 1, []string{"b"}},
 		{"distrust of a non-member changes nothing", []Meta{node("a", 10), distrusting("b", 20, "gone")}, nil, 1, []string{"b"}},
 	}
 	for _, tt := range tests {
