@@ -10,7 +10,7 @@ export GOFLAGS ?= -buildvcs=false
 # go.mod stays at go 1.26, so a plain `go build` with the local Go still works.
 export GOTOOLCHAIN ?= go1.27.3
 
-.PHONY: help build test vulncheck e2e e2e-netns bench-netns sim bench bench-sim fuzz lint tidy demo clean
+.PHONY: help build test vulncheck e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ e2e-netns: ## e2e over Linux network namespaces with shaped links (needs root; e
 
 bench-netns: ## distribution as admins get it, real processes in namespaces, tbf links (root; BENCH_NETNS_SET, BENCH_NETNS_RUNS)
 	@GO="$(GO)" ./e2e/netns/bench.sh
+
+bench-flood: ## 100 unenrolled identities x 100 streams against a coordinator process: its VmRSS/VmHWM before, during, after
+	RELAYMESH_BENCH_FLOOD=1 $(GO) test -count=1 -timeout 15m -run '^TestBenchFlood$$' -v ./e2e/ 2>&1 | grep -vE '^\s+time=|harness_test.go'
 
 SIM_OUT   ?= out/sim
 SIM_SET   ?= failover corrupt-peer partition late-join slow-peer
