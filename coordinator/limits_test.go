@@ -82,3 +82,14 @@ func pkgManifest(name string) core.Manifest {
 	return core.Manifest{Name: name, Version: "1", OS: "linux", Arch: "amd64",
 		Action: core.ActionLaunch, Command: []string{"./install.sh"}, Priority: 5, TimeoutSec: 600}
 }
+
+// TestEnrollPinsMaxOrderLifetime: the enrollment response carries the
+// coordinator's maximum order lifetime for the node to pin.
+func TestEnrollPinsMaxOrderLifetime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := newFakeNode(t, h, "n1").mustEnroll(h.token(TokenRequest{Site: "a"}))
+	if r.MaxOrderLifetime != int64(DefaultMaxOrderLifetime/time.Second) {
+		t.Fatalf("enrollment response max order lifetime %ds, want %d", r.MaxOrderLifetime, int64(DefaultMaxOrderLifetime/time.Second))
+	}
+}

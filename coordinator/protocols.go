@@ -105,6 +105,8 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 		GossipKeys:  keys,
 		Coordinator: c.peerID,
 		SiteMembers: c.siteMembersLocked(n.Site, id, now),
+
+		MaxOrderLifetime: int64(c.cfg.maxOrderLifetime() / time.Second),
 	}, nil
 }
 

@@ -66,6 +66,11 @@ type Verifier struct {
 	Seq     SeqStore
 	Now     func() time.Time
 	MaxSkew time.Duration
+	// MaxLifetime, when positive, is the longest a deploy order may be
+	// valid (expires minus not-before): the coordinator's maximum, pinned
+	// at enrollment. A longer one is refused (ErrBadOrder). Cancel orders
+	// are not bounded: they outlive the order they cancel by design.
+	MaxLifetime time.Duration
 
 	mu sync.Mutex // serialises the replay check and its durable update
 }
@@ -104,6 +109,9 @@ func (v *Verifier) Check(e *Envelope) (*Order, error) {
 	}
 	if !now.Before(o.Expires) {
 		return o, fmt.Errorf("%w: order %s expired at %s", ErrExpired, o.ID, o.Expires.Format(time.RFC3339))
+	}
+	if life := o.Expires.Sub(o.NotBefore); v.MaxLifetime > 0 && o.Kind == KindDeploy && life > v.MaxLifetime {
+		return o, fmt.Errorf("%w: order %s is valid for %s, above the maximum of %s pinned at enrollment", ErrBadOrder, o.ID, life, v.MaxLifetime)
 	}
 	if !o.Addressed(v.Self) {
 		return o, fmt.Errorf("%w: order %s does not name node %s", ErrNotAddressed, o.ID, v.Self)

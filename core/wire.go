@@ -63,6 +63,10 @@ type EnrollResponse struct {
 	GossipKeys  [][]byte `json:"gossip_keys"` // memberlist keyring, primary first
 	Coordinator string   `json:"coordinator"` // the coordinator's peer ID
 	SiteMembers []Member `json:"site_members,omitempty"`
+	// MaxOrderLifetime is the coordinator's maximum order lifetime
+	// (expires minus not-before), in seconds; the node pins it and refuses
+	// deploy orders that live longer. 0: no maximum (an older coordinator).
+	MaxOrderLifetime int64 `json:"max_order_lifetime_s,omitempty"`
 }
 
 // SyncRequest is a node's heartbeat and catch-up request: it asks for the

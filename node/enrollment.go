@@ -40,6 +40,10 @@ type Enrollment struct {
 	OrderKeys     []string      `json:"order_keys"`     // pinned order keys, PEM
 	SiteMembers   []core.Member `json:"site_members,omitempty"`
 	EnrolledAt    time.Time     `json:"enrolled_at"`
+	// MaxOrderLifetime, pinned at enrollment, is the longest lifetime
+	// (seconds from not-before to expiry) of a deploy order this node
+	// accepts; 0 (an enrollment from before the limit) has none.
+	MaxOrderLifetime int64 `json:"max_order_lifetime_s,omitempty"`
 }
 
 // Validate checks that the enrollment is usable: the coordinator address
@@ -144,4 +148,9 @@ func writeGossipKeys(dir string, keys [][]byte) error {
 		b.WriteByte('\n')
 	}
 	return core.WriteFileAtomic(filepath.Join(dir, GossipKeysFile), []byte(b.String()), 0o600)
+}
+
+// maxOrderLifetime is the pinned MaxOrderLifetime as a duration.
+func (e *Enrollment) maxOrderLifetime() time.Duration {
+	return time.Duration(e.MaxOrderLifetime) * time.Second
 }

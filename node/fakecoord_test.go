@@ -51,6 +51,7 @@ type fakeCoord struct {
 	held    map[string]bool // CIDs answered "not found"
 	hostile atomic.Bool     // status handler fails
 	syncs   atomic.Int32
+	maxLife atomic.Int64 // the enrollment's max order lifetime, seconds
 }
 
 func newFakeCoord(t *testing.T) *fakeCoord {
@@ -125,6 +126,8 @@ func (f *fakeCoord) enroll(_ context.Context, from peer.ID, req *core.EnrollRequ
 		OrderKeys:   []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))},
 		GossipKeys:  [][]byte{gk},
 		Coordinator: f.host().ID().String(),
+
+		MaxOrderLifetime: f.maxLife.Load(),
 	}, nil
 }
 

@@ -148,7 +148,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.kv = n.store.KV()
 	n.seqs = seqStore{n.kv}
-	n.verifier = &core.Verifier{Keys: core.PinnedKeys(keys...), Self: enr.NodeID, Seq: n.seqs, Now: cfg.now}
+	n.verifier = &core.Verifier{Keys: core.PinnedKeys(keys...), Self: enr.NodeID, Seq: n.seqs, Now: cfg.now,
+		MaxLifetime: enr.maxOrderLifetime()}
 	n.out = newOutbox(n.kv, p2p.Ed25519Raw(ident), n.verifier.Keys, enr.NodeID, cfg, log)
 	if n.inst = cfg.Installer; n.inst == nil {
 		rc := runner.Config{
