@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/node/install"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -70,6 +71,11 @@ type Config struct {
 	// FragmentRetry is how many times one fragment fetch is tried within
 	// one job attempt.
 	FragmentRetry int `yaml:"fragment_retry"`
+	// MaxPackageBytes and MaxPackageFragments are the largest package
+	// (archive size, fragment count) this node fetches; a manifest above
+	// either is refused with ERR_DOWNLOAD_PACK before a fragment is fetched.
+	MaxPackageBytes     int64 `yaml:"max_package_bytes"`
+	MaxPackageFragments int   `yaml:"max_package_fragments"`
 	// ParallelDownloads is how many jobs may download at once.
 	ParallelDownloads int `yaml:"parallel_downloads"`
 	// JobAttempts is how many times a job's download is attempted before
@@ -165,17 +171,21 @@ func DefaultConfig(dir string) Config {
 		FetchConcurrency:  4,
 		FragmentRetry:     3,
 		ParallelDownloads: 2,
-		JobAttempts:       5,
-		JobBackoffMin:     10 * time.Second,
-		JobBackoffMax:     10 * time.Minute,
-		WaitStep:          time.Minute,
-		CacheQuota:        8 << 30,
-		Strategy:          "mesh",
-		GossipBind:        DefaultGossipBind,
-		GossipPort:        DefaultGossipPort,
-		UpBps:             100e6 / 8,
-		DownBps:           100e6 / 8,
-		InstallLimits:     install.DefaultLimits(),
+		// The coordinator's default package maximum; 8 GiB at the
+		// smallest fragment size is 131,072 fragments.
+		MaxPackageBytes:     8 << 30,
+		MaxPackageFragments: (8 << 30) / core.MinFragmentSize,
+		JobAttempts:         5,
+		JobBackoffMin:       10 * time.Second,
+		JobBackoffMax:       10 * time.Minute,
+		WaitStep:            time.Minute,
+		CacheQuota:          8 << 30,
+		Strategy:            "mesh",
+		GossipBind:          DefaultGossipBind,
+		GossipPort:          DefaultGossipPort,
+		UpBps:               100e6 / 8,
+		DownBps:             100e6 / 8,
+		InstallLimits:       install.DefaultLimits(),
 	}
 }
 
@@ -250,7 +260,7 @@ func (c Config) Validate() error {
 	}{
 		{"status_batch", c.StatusBatch}, {"fetch_concurrency", c.FetchConcurrency},
 		{"fragment_retry", c.FragmentRetry}, {"parallel_downloads", c.ParallelDownloads},
-		{"job_attempts", c.JobAttempts},
+		{"job_attempts", c.JobAttempts}, {"max_package_fragments", c.MaxPackageFragments},
 	} {
 		if n.v <= 0 {
 			return bad("%s %d: must be positive", n.name, n.v)
@@ -272,6 +282,9 @@ func (c Config) Validate() error {
 	}
 	if c.UpBps < 0 || c.DownBps < 0 || c.SiteWANDownBps < 0 || c.RelaysPerSite < 0 {
 		return bad("up_bps, down_bps, site_wan_down_bps and relays_per_site must be >= 0")
+	}
+	if c.MaxPackageBytes <= 0 {
+		return bad("max_package_bytes %d: must be positive", c.MaxPackageBytes)
 	}
 	if c.CacheQuota < 0 {
 		return bad("cache_quota %d: must be >= 0 (0 = unlimited)", c.CacheQuota)

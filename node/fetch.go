@@ -62,6 +62,22 @@ func (n *Node) manifest(ctx context.Context, c cid.Cid) (*core.Manifest, error) 
 	return m, nil
 }
 
+// checkLimits refuses a package larger than this node's limits, before
+// any of its fragments is fetched or pinned.
+func (n *Node) checkLimits(pkg string, m *core.Manifest) error {
+	if m.Size > n.cfg.MaxPackageBytes {
+		return &packageError{pkg: pkg, state: core.ErrDownloadPack, msg: fmt.Sprintf(
+			"package is %d bytes, this node accepts at most %d (max_package_bytes); split the package or raise the limit",
+			m.Size, n.cfg.MaxPackageBytes)}
+	}
+	if len(m.Fragments) > n.cfg.MaxPackageFragments {
+		return &packageError{pkg: pkg, state: core.ErrDownloadPack, msg: fmt.Sprintf(
+			"package has %d fragments, this node accepts at most %d (max_package_fragments); use a larger fragment size or raise the limit",
+			len(m.Fragments), n.cfg.MaxPackageFragments)}
+	}
+	return nil
+}
+
 // runsHere reports whether a package built for os/arch runs on this node.
 func runsHere(m *core.Manifest) bool {
 	return (m.OS == "any" || m.OS == runtime.GOOS) && (m.Arch == "any" || m.Arch == runtime.GOARCH)
@@ -90,6 +106,9 @@ func (n *Node) download(ctx context.Context, j *job) ([]runner.Package, error) {
 	for i, c := range ids {
 		m, err := n.manifest(ctx, c)
 		if err != nil {
+			return nil, err
+		}
+		if err := n.checkLimits(o.Packages[i], m); err != nil {
 			return nil, err
 		}
 		if !runsHere(m) {
