@@ -157,7 +157,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			Env:    []string{"RELAYMESH_NODE_ID=" + enr.NodeID, "RELAYMESH_NODE_NAME=" + enr.Name},
 			Logger: log, Started: n.recordStarted,
 		}
-		if n.inst, err = runner.New(rc, n.store, installedKV{n.kv}); err != nil {
+		if n.inst, err = runner.New(rc, refetchingStore{n}, installedKV{n.kv}); err != nil {
 			return nil, err
 		}
 	}

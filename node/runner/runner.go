@@ -19,6 +19,14 @@ type Fragments interface {
 	Get(c cid.Cid) ([]byte, error)
 }
 
+// Refetcher is a Fragments that can replace a fragment it lost or holds
+// wrong: Refetch drops what is stored under c and fetches it again (the
+// node, from the mesh), size bytes long. Reassembly then reads and checks
+// it again through Get.
+type Refetcher interface {
+	Refetch(ctx context.Context, c cid.Cid, size int64) error
+}
+
 // Installed is the durable record of what is installed on the node (the
 // node backs it by its KV store).
 type Installed interface {
