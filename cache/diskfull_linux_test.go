@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,25 +15,8 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/internal/smalldisk"
 )
-
-// smallTmpfs mounts a tmpfs of size bytes for the test.
-func smallTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 func randFragment(t *testing.T, n int) (cid.Cid, []byte) {
 	t.Helper()
@@ -47,26 +29,6 @@ func randFragment(t *testing.T, n int) (cid.Cid, []byte) {
 	return cid.NewCidV1(cid.Raw, h), b
 }
 
-// fill writes a file until the filesystem is full (ENOSPC), as another
-// program filling the disk would.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !strings.Contains(err.Error(), "no space left") {
-				t.Fatalf("fill: %v", err)
-			}
-			return
-		}
-	}
-}
-
 // TestBadgerFullDisk fills the cache's filesystem (a real 160 MiB tmpfs)
 // from outside, as another program would. Writing to badger's mmapped
 // files on a full tmpfs is a SIGBUS that kills the process; the cache must
@@ -74,7 +36,7 @@ func fill(t *testing.T, path string) {
 // take the small state writes that report the failure (the ballast it gave
 // up makes room), and work again once space is freed.
 func TestBadgerFullDisk(t *testing.T) {
-	mnt := smallTmpfs(t, 160<<20)
+	mnt := smalldisk.Tmpfs(t, 160<<20)
 	cfg := cache.DefaultConfig(filepath.Join(mnt, "db"))
 	cfg.ReserveBytes, cfg.BallastBytes = 32<<20, 8<<20
 	b, err := cache.OpenBadger(cfg)
@@ -88,7 +50,7 @@ func TestBadgerFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(mnt, "filler")
-	fill(t, filler)
+	smalldisk.Fill(t, filler)
 
 	// The node's state writes (job failed, the report) after the disk filled.
 	for i := range 200 {

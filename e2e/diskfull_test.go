@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/smalldisk"
 )
 
 // TestFullDiskFailsTheJobNotTheDaemons puts the coordinator's and a node's
@@ -22,20 +22,9 @@ import (
 // ERR_DOWNLOAD_PACK and the numbers (and the report reaches the
 // coordinator), and once space is freed the same package deploys.
 func TestFullDiskFailsTheJobNotTheDaemons(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=400m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	// Registered before the cluster's own cleanup, so it runs after the
+	// Mounted before the cluster starts, so it is unmounted after the
 	// daemons stopped.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
+	mnt := smalldisk.Tmpfs(t, 400<<20)
 	c := newCluster(t)
 	c.root, c.coord = mnt, filepath.Join(mnt, "coordinator")
 	c.startCoordinator()
@@ -56,7 +45,7 @@ func TestFullDiskFailsTheJobNotTheDaemons(t *testing.T) {
 	// Room for the manifest, not for the package: refused before a
 	// fragment is fetched, with the numbers.
 	filler := filepath.Join(mnt, "filler")
-	fillDiskLeaving(t, filler, 90<<20)
+	smalldisk.FillLeaving(t, filler, 90<<20)
 	var d0 coordinator.DeploymentView
 	c.adminJSON(&d0, "deploy", "create", pkg, "--all")
 	r0 := rowsByName(c.waitDone(d0.ID, 2*time.Minute))["n1"]
@@ -66,7 +55,7 @@ func TestFullDiskFailsTheJobNotTheDaemons(t *testing.T) {
 	t.Logf("without room: %s %s", r0.State, r0.Detail)
 
 	// Full.
-	fillDisk(t, filler)
+	smalldisk.Fill(t, filler)
 	var d coordinator.DeploymentView
 	c.adminJSON(&d, "deploy", "create", pkg, "--all")
 	final := c.waitDone(d.ID, 2*time.Minute)
@@ -87,47 +76,6 @@ func TestFullDiskFailsTheJobNotTheDaemons(t *testing.T) {
 		t.Errorf("n1 once space returned: %s [%d] %s, want SUCCESS", r.State, r.ExitCode, r.Detail)
 	}
 	c.mustRun("coordinator", "n1")
-}
-
-// fillDisk writes path until its filesystem is full.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !strings.Contains(err.Error(), "no space left") {
-				t.Fatalf("fill: %v", err)
-			}
-			return
-		}
-	}
-}
-
-// fillDiskLeaving writes path until its filesystem has about leave bytes
-// free.
-func fillDiskLeaving(t *testing.T, path string, leave int64) {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
-		t.Fatal(err)
-	}
-	n := int64(st.Bavail)*st.Bsize - leave
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for ; n > 0; n -= int64(len(chunk)) {
-		if _, err := f.Write(chunk[:min(int64(len(chunk)), n)]); err != nil {
-			t.Fatalf("fill: %v", err)
-		}
-	}
 }
 
 // mustRun fails the test for each named daemon that is no longer running.
