@@ -168,6 +168,15 @@ func (v *Verifier) Accept(e *Envelope) (*Order, error) {
 	return o, nil
 }
 
+// MaxSkewOrDefault is the allowed clock skew in force: MaxSkew, or
+// DefaultMaxSkew when unset.
+func (v *Verifier) MaxSkewOrDefault() time.Duration {
+	if v.MaxSkew == 0 {
+		return DefaultMaxSkew
+	}
+	return v.MaxSkew
+}
+
 func (v *Verifier) now() time.Time {
 	if v.Now != nil {
 		return v.Now()

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
@@ -120,6 +122,10 @@ func (n *Node) intake(env *core.Envelope) bool {
 func (n *Node) refuse(env *core.Envelope, id string, knownID bool, cancelledBy string, err error) {
 	st, ok := refusalState(err)
 	log := n.log.With("order", id, "err", err)
+	if errors.Is(err, core.ErrNotYetValid) && id != "" && !knownID && cancelledBy == "" {
+		n.reportNotYetValid(env, id, err)
+		return
+	}
 	switch {
 	case !ok:
 		log.Warn("order not accepted now")
@@ -144,6 +150,32 @@ func (n *Node) refuse(env *core.Envelope, id string, knownID bool, cancelledBy s
 	if err2 != nil {
 		n.log.Error("cannot store refusal report", "order", id, "err", err2)
 	}
+}
+
+// reportNotYetValid tells the coordinator, once per order envelope, that
+// this node's clock is behind the order's issue time beyond the allowed
+// skew. The report is WAITING_NOTIFICATION, not an error: nothing is
+// recorded as refused, so the order is taken in on a later delivery once
+// the clocks agree, and the coordinator keeps delivering it.
+func (n *Node) reportNotYetValid(env *core.Envelope, id string, err error) {
+	d := envelopeDigest(env)
+	if n.skewSaid[id] == d {
+		return
+	}
+	detail := fmt.Sprintf("not yet valid on this node: %v (node clock %s; allowed skew %s): check the node's clock (NTP); the order is taken in when it becomes valid",
+		err, n.cfg.now().UTC().Format(time.RFC3339), n.verifier.MaxSkewOrDefault())
+	n.log.Warn("order not yet valid: node clock behind; reported", "order", id, "err", err)
+	err2 := n.commit(func(tx cache.KVTx) error {
+		return n.out.add(tx, core.Status{OrderID: id, State: core.StateWaiting, ExitCode: -1, Detail: detail})
+	})
+	if err2 != nil {
+		n.log.Error("cannot store the not-yet-valid report", "order", id, "err", err2)
+		return
+	}
+	if n.skewSaid == nil {
+		n.skewSaid = map[string]string{}
+	}
+	n.skewSaid[id] = d
 }
 
 // acceptDeploy stores the order, its sequence and its new job and reports

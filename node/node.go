@@ -54,6 +54,9 @@ type Node struct {
 	coord peer.AddrInfo
 
 	intakeMu sync.Mutex // serialises order intake
+	// skewSaid holds the envelope digest of each order reported as not
+	// yet valid, under intakeMu: one report per order, not one per sync.
+	skewSaid map[string]string
 	jobsMu   sync.Mutex
 	jobs     map[string]*job // deploy jobs not finished yet, by order ID
 	dl       *slots          // download slots, by priority
