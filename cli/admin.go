@@ -229,6 +229,12 @@ func (a *app) nodesCommand() *cli.Command {
 					fmt.Fprintf(w, "ID\t%s\nName\t%s\nSite\t%s\nTags\t%s\nAlive\t%v\nRelay\t%v\nOS/arch\t%s/%s\nVersion\t%s\nAddresses\t%s\nGossip\t%s\nFirst seen\t%s\nLast seen\t%s\n",
 						n.ID, n.Name, n.Site, strings.Join(n.Tags, ","), n.Alive, n.Relay, n.OS, n.Arch, n.Version,
 						strings.Join(n.Addrs, " "), n.GossipAddr, n.FirstSeen.Format(time.RFC3339), ago(n.LastSeen))
+					if n.ClockKnown {
+						fmt.Fprintf(w, "Clock offset\t%+v (±%v)\n", n.ClockOffset.Round(time.Millisecond), n.ClockBound.Round(time.Millisecond))
+					}
+					if n.ClockWarning != "" {
+						fmt.Fprintf(w, "Warning\t%s\n", n.ClockWarning)
+					}
 					if len(n.UnreachableBy) > 0 {
 						fmt.Fprintf(w, "Warning\t%d site peers cannot connect to it at %s (%s): check its listen/advertise settings and firewall\n",
 							len(n.UnreachableBy), strings.Join(n.Addrs, " "), strings.Join(n.UnreachableBy, ", "))

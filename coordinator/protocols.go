@@ -194,6 +194,12 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	}
 	cp := *n
 	applyInfo(&cp, &req.Info, now)
+	if !req.Clock.IsZero() {
+		// The request left the node at Clock and took about half a round
+		// trip to arrive.
+		cp.ClockOffset = req.Clock.Add(req.LastRTT / 2).Sub(now)
+		cp.ClockBound, cp.ClockKnown = req.LastRTT/2, true
+	}
 	if cp.Name != n.Name && c.nameTakenLocked(cp.Name, node) != nil {
 		c.log.Warn("node asked for a name in use: keeps its name", "node", node, "name", n.Name, "asked", cp.Name)
 		cp.Name = n.Name

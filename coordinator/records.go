@@ -24,6 +24,13 @@ type NodeRecord struct {
 	Unreachable []string  `json:"unreachable,omitempty"`
 	FirstSeen   time.Time `json:"first_seen"`
 	LastSeen    time.Time `json:"last_seen"`
+	// ClockOffset is the node's clock minus the coordinator's, measured
+	// at its last sync; ClockBound is the error of that estimate (half
+	// the previous sync's round trip), 0 when the node sent no round trip
+	// (then the offset may be up to one network delay too low).
+	ClockOffset time.Duration `json:"clock_offset,omitempty"`
+	ClockBound  time.Duration `json:"clock_bound,omitempty"`
+	ClockKnown  bool          `json:"clock_known,omitempty"`
 	// Status report sequences applied: all up to Watermark, plus Above.
 	Watermark uint64   `json:"watermark,omitempty"`
 	Above     []uint64 `json:"above,omitempty"`

@@ -132,6 +132,29 @@ type NodeView struct {
 	// this node at the addresses it advertises: a wrong listen/advertise
 	// setting or a firewall.
 	UnreachableBy []string `json:"unreachable_by,omitempty"`
+	// ClockWarning is set when the node's clock offset is beyond the
+	// skew an order is allowed (core.DefaultMaxSkew).
+	ClockWarning string `json:"clock_warning,omitempty"`
+}
+
+// clockWarning says what is wrong with a node's clock, "" when nothing.
+func clockWarning(n *NodeRecord) string {
+	if !n.ClockKnown {
+		return ""
+	}
+	off := n.ClockOffset
+	if off < 0 {
+		off = -off
+	}
+	if off-n.ClockBound <= core.DefaultMaxSkew {
+		return ""
+	}
+	dir := "ahead of"
+	if n.ClockOffset < 0 {
+		dir = "behind"
+	}
+	return fmt.Sprintf("node clock is %s %s the coordinator's, beyond the allowed skew %s: orders issued now are refused as not yet valid until it is fixed (NTP)",
+		off.Round(time.Second), dir, core.DefaultMaxSkew)
 }
 
 // Nodes lists enrolled nodes sorted by site and name.
@@ -142,7 +165,7 @@ func (c *Coordinator) Nodes() []NodeView {
 	ns := c.st.sortedNodes()
 	out := make([]NodeView, len(ns))
 	for i, n := range ns {
-		out[i] = NodeView{NodeRecord: *n, Alive: now.Sub(n.LastSeen) < c.cfg.OnlineWindow, UnreachableBy: c.unreachableByLocked(n, now)}
+		out[i] = NodeView{NodeRecord: *n, Alive: now.Sub(n.LastSeen) < c.cfg.OnlineWindow, UnreachableBy: c.unreachableByLocked(n, now), ClockWarning: clockWarning(n)}
 		out[i].Above = nil
 	}
 	return out

@@ -1,5 +1,7 @@
 package core
 
+import "time"
+
 // Messages the coordinator, relays and nodes exchange over libp2p, each as
 // one length-prefixed JSON frame (see package p2p). Field names are the
 // wire format: change them only with a new protocol version.
@@ -84,6 +86,11 @@ type SyncRequest struct {
 	// SeenMembers is how many site members the node sees (itself
 	// included); the coordinator lists members only when it knows more.
 	SeenMembers int `json:"seen_members,omitempty"`
+	// Clock is the node's clock when it sent the request, and LastRTT
+	// the round trip of its previous sync (0 for the first): the
+	// coordinator estimates the node's clock offset from them.
+	Clock   time.Time     `json:"clock,omitzero"`
+	LastRTT time.Duration `json:"last_rtt,omitempty"`
 }
 
 // SyncResponse returns pending orders, in sequence order, and the site view.

@@ -57,6 +57,7 @@ type Node struct {
 	// skewSaid holds the envelope digest of each order reported as not
 	// yet valid, under intakeMu: one report per order, not one per sync.
 	skewSaid map[string]string
+	lastRTT  atomic.Int64 // the previous sync's round trip, ns
 	jobsMu   sync.Mutex
 	jobs     map[string]*job // deploy jobs not finished yet, by order ID
 	dl       *slots          // download slots, by priority

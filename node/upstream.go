@@ -68,11 +68,14 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	// Window asks again for orders this node may have missed below its
 	// highest sequence that it would still accept; it ignores those it
 	// holds already (intake).
-	req := &core.SyncRequest{AfterSeq: after, Window: core.ReplayWindow, Info: n.info(), SeenMembers: n.SiteMembers()}
+	req := &core.SyncRequest{AfterSeq: after, Window: core.ReplayWindow, Info: n.info(), SeenMembers: n.SiteMembers(),
+		Clock: n.cfg.now().UTC(), LastRTT: time.Duration(n.lastRTT.Load())}
+	sent := time.Now()
 	resp, err := p2p.Call[core.SyncRequest, core.SyncResponse](cctx, n.h, n.coord.ID, core.ProtoSync, req, maxSyncResponse)
 	if err != nil {
 		return fmt.Errorf("node: sync: %w", err)
 	}
+	n.lastRTT.Store(int64(time.Since(sent)))
 	for _, env := range resp.Orders {
 		n.intake(env)
 	}
