@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,11 +29,7 @@ func TestFullDiskFailsTheJobNotTheDaemons(t *testing.T) {
 	c.startCoordinator()
 	tok := strings.TrimSpace(c.admin("token", "create", "--site", "plant", "--uses", "1"))
 	c.enrollNode("n1", tok)
-	eventually(t, 60*time.Second, "n1 alive", func() (bool, string) {
-		var ns []coordinator.NodeView
-		c.adminJSON(&ns, "nodes", "list")
-		return len(ns) == 1 && ns[0].Alive, fmt.Sprint(len(ns))
-	})
+	c.waitAlive(1)
 
 	payload := make([]byte, 16<<20)
 	_, _ = rand.Read(payload)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,17 +41,7 @@ func TestKillDuringDeployment(t *testing.T) {
 	for _, n := range []string{"dl", "inst", "other"} {
 		c.enrollNode(n, tok)
 	}
-	eventually(t, 60*time.Second, "3 nodes alive", func() (bool, string) {
-		var ns []coordinator.NodeView
-		c.adminJSON(&ns, "nodes", "list")
-		alive := 0
-		for _, n := range ns {
-			if n.Alive {
-				alive++
-			}
-		}
-		return alive == 3, fmt.Sprint(alive)
-	})
+	c.waitAlive(3)
 
 	// Install script: counts its runs per node, then takes a while.
 	runs := filepath.Join(c.root, "runs")

@@ -169,17 +169,7 @@ func floodCluster(t *testing.T, bin string) (*cluster, string) {
 	tok := strings.TrimSpace(c.admin("token", "create", "--site", "paris", "--uses", "2"))
 	c.enrollNode("n1", tok)
 	c.enrollNode("n2", tok)
-	eventually(t, 60*time.Second, "2 nodes alive", func() (bool, string) {
-		var ns []coordinator.NodeView
-		c.adminJSON(&ns, "nodes", "list")
-		alive := 0
-		for _, n := range ns {
-			if n.Alive {
-				alive++
-			}
-		}
-		return alive == 2, fmt.Sprintf("%d alive", alive)
-	})
+	c.waitAlive(2)
 	arch := filepath.Join(c.root, "hello.tar.gz")
 	writeTarGz(t, arch, map[string]string{"run.sh": "#!/bin/sh\necho hello from $RELAYMESH_NODE_NAME\n"})
 	return c, c.build(arch, "--name", "hello", "--version", "1.0", "--action", "launch", "--command", "sh run.sh")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/internal/poll"
 	"os"
 	"os/exec"
@@ -216,6 +217,22 @@ func (c *cluster) coordAddr() string {
 func (c *cluster) admin(args ...string) string {
 	c.t.Helper()
 	return c.run(append(args, "--coordinator-dir", c.coord)...)
+}
+
+// waitAlive waits until the coordinator lists n nodes alive.
+func (c *cluster) waitAlive(n int) {
+	c.t.Helper()
+	eventually(c.t, 60*time.Second, fmt.Sprintf("%d nodes alive", n), func() (bool, string) {
+		var ns []coordinator.NodeView
+		c.adminJSON(&ns, "nodes", "list")
+		alive := 0
+		for _, v := range ns {
+			if v.Alive {
+				alive++
+			}
+		}
+		return alive == n, fmt.Sprintf("%d alive", alive)
+	})
 }
 
 func (c *cluster) adminJSON(v any, args ...string) {
