@@ -21,7 +21,7 @@ func (a *app) deployCommand() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "sign an order for PACKAGE... to the targets and hand it to the mesh",
-				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch]",
+				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade]",
 				Flags: append(adminFlags(),
 					&cli.StringSliceFlag{Name: "node", Usage: "target node ID or name (repeatable)"},
 					&cli.StringSliceFlag{Name: "site", Usage: "target every node of a site (repeatable)"},
@@ -36,6 +36,7 @@ func (a *app) deployCommand() *cli.Command {
 					&cli.StringFlag{Name: "reboot", Value: "never", Usage: "never, if-needed or always"},
 					&cli.StringFlag{Name: "timeout", Usage: "install time budget for the whole order, e.g. 10m"},
 					&cli.BoolFlag{Name: "prefetch", Usage: "download before the window opens; install inside it"},
+					&cli.BoolFlag{Name: "allow-downgrade", Usage: "install over a newer version of the same package name (otherwise nodes refuse with ERR_DOWNGRADE)"},
 				),
 				Action: a.deployCreate,
 			},
@@ -126,6 +127,7 @@ func (a *app) deployCreate(c *cli.Context) error {
 		Tags: c.StringSlice("tag"), OS: c.String("os"), All: c.Bool("all"),
 		NotBefore: c.String("not-before"), Window: c.String("window"), Expires: c.String("expires"),
 		Bulk: c.Bool("bulk"), Reboot: c.String("reboot"), Timeout: c.String("timeout"), Prefetch: c.Bool("prefetch"),
+		AllowDowngrade: c.Bool("allow-downgrade"),
 	}
 	if p := c.Int("priority"); p != -1 {
 		if p < 0 || p > 10 {

@@ -28,6 +28,9 @@ type DeployRequest struct {
 	Reboot    string   `json:"reboot,omitempty"`  // never (default), if-needed, always
 	Timeout   string   `json:"timeout,omitempty"` // whole-order install budget
 	Prefetch  bool     `json:"prefetch,omitempty"`
+	// AllowDowngrade signs allow_downgrade into the order: nodes install
+	// the packages over newer versions of the same names.
+	AllowDowngrade bool `json:"allow_downgrade,omitempty"`
 }
 
 // CreateDeployment resolves targets now, signs the order, records every
@@ -103,6 +106,7 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 		IssuedAt: now, NotBefore: notBefore, Expires: notBefore.Add(ttl).Truncate(time.Second),
 		Packages: slices.Clone(req.Packages), Targets: targets, Priority: prio, Mode: mode,
 		Reboot: reboot, Timeout: timeout, Window: req.Window, Prefetch: req.Prefetch,
+		AllowDowngrade: req.AllowDowngrade,
 	}
 	env, err := core.SignOrder(o, c.orderKey)
 	if err != nil {

@@ -57,6 +57,11 @@ type Order struct {
 	Window    string       `json:"window,omitempty"`
 	Prefetch  bool         `json:"prefetch,omitempty"`
 	Cancels   string       `json:"cancels,omitempty"`
+	// AllowDowngrade lets the order install a package over a newer
+	// version of the same name; without it the node refuses with
+	// ERR_DOWNGRADE. Last, and omitted when false, so orders without it
+	// encode as before.
+	AllowDowngrade bool `json:"allow_downgrade,omitempty"`
 }
 
 var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -131,7 +136,7 @@ func (o *Order) Validate() error {
 		if !orderIDRe.MatchString(o.Cancels) {
 			return bad("cancel order names no valid order to cancel (%q)", o.Cancels)
 		}
-		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch {
+		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.AllowDowngrade {
 			return bad("a cancel order carries only targets and the order it cancels")
 		}
 	default:

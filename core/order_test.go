@@ -424,6 +424,7 @@ func TestStates(t *testing.T) {
 		{ErrBadSigSt, true, true},
 		{ErrExpiredSt, true, true},
 		{ErrReplaySt, true, true},
+		{ErrDowngrade, true, true},
 	}
 	if len(tests) != len(allStates) {
 		t.Errorf("%d states tested, %d known", len(tests), len(allStates))

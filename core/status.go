@@ -32,6 +32,9 @@ const (
 	ErrBadSigSt     = State("ERR_BAD_SIGNATURE")
 	ErrExpiredSt    = State("ERR_EXPIRED")
 	ErrReplaySt     = State("ERR_REPLAY")
+	// ErrDowngrade: the package is older than the version of the same
+	// name installed on the node, and the order does not allow a downgrade.
+	ErrDowngrade = State("ERR_DOWNGRADE")
 )
 
 var allStates = map[State]bool{
@@ -39,7 +42,7 @@ var allStates = map[State]bool{
 	StateInstalling: true, StateSuccess: true, StateCancelled: true,
 	ErrAlreadySetup: true, ErrBadID: true, ErrBadDigestSt: true, ErrDownloadPack: true,
 	ErrBuild: true, ErrExecute: true, ErrClean: true, ErrTimeout: true, ErrAborted: true,
-	ErrBadSigSt: true, ErrExpiredSt: true, ErrReplaySt: true,
+	ErrBadSigSt: true, ErrExpiredSt: true, ErrReplaySt: true, ErrDowngrade: true,
 }
 
 // Valid reports whether s is a known state.

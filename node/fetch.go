@@ -111,6 +111,14 @@ func (n *Node) download(ctx context.Context, j *job) ([]runner.Package, error) {
 		if err := n.checkLimits(o.Packages[i], m); err != nil {
 			return nil, err
 		}
+		if len(o.Packages) == 1 || o.Mode == core.ModeBulk {
+			// The refusal fails the whole order, as the install would:
+			// fetch nothing. One-by-one orders of several packages leave
+			// it to the runner, so the other packages still install.
+			if err := n.checkDowngrade(o, o.Packages[i], m); err != nil {
+				return nil, err
+			}
+		}
 		if !runsHere(m) {
 			return nil, &packageError{pkg: o.Packages[i], state: core.ErrBadID,
 				msg: fmt.Sprintf("built for %s/%s, this node is %s/%s", m.OS, m.Arch, runtime.GOOS, runtime.GOARCH)}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -14,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -199,22 +197,3 @@ func (n *Node) notifiee() network.Notifiee {
 		},
 	}
 }
-
-// installedKV is runner.Installed over the node's KV.
-type installedKV struct{ kv cache.KV }
-
-const keyInstalled = "installed/"
-
-func (i installedKV) IsInstalled(pkgID string) (bool, error) {
-	_, err := i.kv.Get(keyInstalled + pkgID)
-	if errors.Is(err, cache.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (i installedKV) MarkInstalled(pkgID, orderID string) error {
-	return i.kv.Set(keyInstalled+pkgID, []byte(orderID))
-}
-
-func (i installedKV) Unmark(pkgID string) error { return i.kv.Delete(keyInstalled + pkgID) }

@@ -60,10 +60,12 @@ func (s *memFrags) del(c cid.Cid) {
 	delete(s.m, c)
 }
 
-// memInstalled is a map-based Installed: package ID to order ID.
+// memInstalled is a map-based Installed: package ID to order ID, and
+// package name to the version installed and its package ID.
 type memInstalled struct {
-	mu sync.Mutex
-	m  map[string]string
+	mu       sync.Mutex
+	m        map[string]string
+	versions map[string][2]string
 }
 
 func (s *memInstalled) IsInstalled(pkg string) (bool, error) {
@@ -73,18 +75,32 @@ func (s *memInstalled) IsInstalled(pkg string) (bool, error) {
 	return ok, nil
 }
 
-func (s *memInstalled) MarkInstalled(pkg, order string) error {
+func (s *memInstalled) MarkInstalled(p Package, order string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m[pkg] = order
+	s.m[p.ID] = order
+	if s.versions == nil {
+		s.versions = map[string][2]string{}
+	}
+	s.versions[p.Manifest.Name] = [2]string{p.Manifest.Version, p.ID}
 	return nil
 }
 
-func (s *memInstalled) Unmark(pkg string) error {
+func (s *memInstalled) Unmark(p Package) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, pkg)
+	delete(s.m, p.ID)
+	if v, ok := s.versions[p.Manifest.Name]; ok && v[1] == p.ID {
+		delete(s.versions, p.Manifest.Name)
+	}
 	return nil
+}
+
+func (s *memInstalled) InstalledVersion(name string) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.versions[name]
+	return v[0], v[1], nil
 }
 
 func (s *memInstalled) order(pkg string) (string, bool) {

@@ -40,6 +40,14 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 		log.Info("already installed")
 		return fail(core.ErrAlreadySetup, "installed by an earlier order")
 	}
+	if err := Downgrade(r.inst, m, o.req.AllowDowngrade); err != nil {
+		if errors.Is(err, ErrDowngrade) {
+			log.Warn("refused: downgrade", "detail", err)
+			return fail(core.ErrDowngrade, "%v", err)
+		}
+		log.Error("cannot read installed version", "err", err)
+		return fail(core.ErrAborted, "%v", err)
+	}
 	if o.spent() {
 		return fail(core.ErrTimeout, "order timeout %v used up before the install started", o.req.Timeout)
 	}
@@ -74,7 +82,7 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 	}
 	installed = res.State == core.StateSuccess && installedCode(res.ExitCode)
 	if installed {
-		if err := r.inst.MarkInstalled(p.ID, o.req.OrderID); err != nil {
+		if err := r.inst.MarkInstalled(p, o.req.OrderID); err != nil {
 			log.Error("cannot record the install", "err", err)
 			res.Detail = join(res.Detail, fmt.Sprintf("installed, but the installed record could not be written: %v", err))
 		}
@@ -140,7 +148,7 @@ func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result)
 	if rebootCode(code) {
 		o.reboot = true
 	}
-	if err := r.inst.Unmark(p.ID); err != nil {
+	if err := r.inst.Unmark(p); err != nil {
 		log.Error("cannot clear the installed record", "err", err)
 		res.Detail = "rolled back, but the installed record could not be cleared: " + err.Error() + was
 		return res

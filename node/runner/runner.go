@@ -31,8 +31,14 @@ type Refetcher interface {
 // node backs it by its KV store).
 type Installed interface {
 	IsInstalled(pkgID string) (bool, error)
-	MarkInstalled(pkgID, orderID string) error
-	Unmark(pkgID string) error
+	// MarkInstalled records p as installed by the order, and p's version
+	// as the one installed under its name, together.
+	MarkInstalled(p Package, orderID string) error
+	// Unmark forgets p, and its name's version if that record is p's.
+	Unmark(p Package) error
+	// InstalledVersion is the version recorded under a package name and
+	// the package that put it there; "" when none is.
+	InstalledVersion(name string) (version, pkgID string, err error)
 }
 
 // Package is one package of an order: its ID (the manifest's CID, from the
@@ -53,6 +59,9 @@ type Request struct {
 	// Timeout is one budget for the whole order; zero means each command
 	// gets its manifest's TimeoutSec, else Config.DefaultTimeout.
 	Timeout time.Duration
+	// AllowDowngrade lets a package install over a newer version of its
+	// name (the order's allow_downgrade); otherwise it fails ERR_DOWNGRADE.
+	AllowDowngrade bool
 }
 
 func (q *Request) validate() error {

@@ -235,7 +235,7 @@ func TestInstallOne(t *testing.T) {
 		name: "already installed is ERR_ALREADY_SETUP and runs nothing",
 		pkg: func(f *fixture) Package {
 			p := f.pkg(core.Manifest{Name: "again", Action: core.ActionExecute, Command: f.sh(`touch "$1/ran"`)}, nil)
-			if err := f.inst.MarkInstalled(p.ID, "order-0"); err != nil {
+			if err := f.inst.MarkInstalled(p, "order-0"); err != nil {
 				f.t.Fatal(err)
 			}
 			return p
@@ -376,7 +376,7 @@ func TestInstallBulkRollbackLimits(t *testing.T) {
 	badUninstall := f.pkg(core.Manifest{Name: "stuck", Action: core.ActionExecute, Command: f.sh(`true`),
 		Uninstall: f.sh(`exit 4`)}, nil)
 	already := f.pkg(core.Manifest{Name: "old", Action: core.ActionExecute, Command: f.sh(`true`), Uninstall: f.sh(`touch "$1/old-removed"`)}, nil)
-	if err := f.inst.MarkInstalled(already.ID, "order-0"); err != nil {
+	if err := f.inst.MarkInstalled(already, "order-0"); err != nil {
 		t.Fatal(err)
 	}
 	failing := f.pkg(core.Manifest{Name: "bad", Action: core.ActionExecute, Command: f.sh(`exit 2`)}, nil)
