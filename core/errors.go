@@ -26,4 +26,5 @@ var (
 	ErrNotCanonical   = errors.New("core: encoding is not canonical")
 	ErrBadWindow      = errors.New("core: invalid maintenance window")
 	ErrBadReceipt     = errors.New("core: invalid status receipt")
+	ErrBadScan        = errors.New("core: invalid scan report")
 )

@@ -139,8 +139,12 @@ func (o *Order) Validate() error {
 		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.AllowDowngrade {
 			return bad("a cancel order carries only targets and the order it cancels")
 		}
+	case KindScan:
+		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.Cancels != "" {
+			return bad("a scan order carries only targets")
+		}
 	default:
-		return bad("kind %q: want deploy or cancel", o.Kind)
+		return bad("kind %q: want deploy, cancel or scan", o.Kind)
 	}
 	return nil
 }

@@ -1,0 +1,169 @@
+// Package debrepo makes real Debian repositories and dpkg/apt roots for
+// tests: .deb files built with dpkg-deb, indexed with apt-ftparchive, and
+// an apt root of its own (apt -o Dir=…) whose lists apt-get update filled,
+// with a private dpkg status file. The host's dpkg and apt are never
+// touched.
+package debrepo
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Pkg is one binary package.
+type Pkg struct {
+	Name, Version string
+	Arch          string // "all" when empty
+}
+
+// Suite is one repository (a flat one: "deb file:DIR ./").
+type Suite struct {
+	Name  string // Release's Suite, such as stable or stable-security
+	Label string
+	Pkgs  []Pkg
+}
+
+// Root is an apt and dpkg root.
+type Root struct {
+	Dir      string // apt's Dir
+	Admindir string // dpkg's admin dir (holds status)
+	Lists    string // apt's lists dir
+	Repos    string // where the suites' files are
+}
+
+// Need skips the test unless the Debian tools it uses are installed; in CI
+// (CI set) it fails instead: .ci/run installs them.
+func Need(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"dpkg-deb", "apt-ftparchive", "apt-get"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not found: .ci/run installs dpkg-dev and apt-utils", tool)
+			}
+			t.Skipf("%s not found: apt-get install dpkg-dev apt-utils", tool)
+		}
+	}
+}
+
+func run(t testing.TB, dir, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// BuildDeb writes the .deb of p into dir and returns its path.
+func BuildDeb(t testing.TB, dir string, p Pkg) string {
+	t.Helper()
+	arch := p.Arch
+	if arch == "" {
+		arch = "all"
+	}
+	src := filepath.Join(t.TempDir(), p.Name)
+	if err := os.MkdirAll(filepath.Join(src, "DEBIAN"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(src, "usr/share/doc", p.Name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctl := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: relaymesh tests <tests@example.org>\nDescription: test package %s\n",
+		p.Name, p.Version, arch, p.Name)
+	if err := os.WriteFile(filepath.Join(src, "DEBIAN/control"), []byte(ctl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "usr/share/doc", p.Name, "README"), []byte(p.Name+" "+p.Version+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, p.Version, arch))
+	run(t, dir, "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src, out)
+	return out
+}
+
+// New makes an apt root under dir with the suites as its repositories and
+// installed as dpkg's installed packages, and runs apt-get update in it.
+func New(t testing.TB, dir string, installed []Pkg, suites ...Suite) *Root {
+	t.Helper()
+	r := &Root{Dir: filepath.Join(dir, "root"), Repos: filepath.Join(dir, "repos")}
+	r.Admindir = filepath.Join(r.Dir, "var/lib/dpkg")
+	r.Lists = filepath.Join(r.Dir, "var/lib/apt/lists")
+	for _, d := range []string{r.Admindir, filepath.Join(r.Lists, "partial"), filepath.Join(r.Dir, "var/cache/apt/archives/partial"),
+		filepath.Join(r.Dir, "etc/apt/apt.conf.d"), filepath.Join(r.Dir, "etc/apt/preferences.d"), filepath.Join(r.Dir, "etc/apt/sources.list.d")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	WriteStatus(t, r.Admindir, installed)
+	var sources strings.Builder
+	for _, s := range suites {
+		sd := filepath.Join(r.Repos, s.Name)
+		if err := os.MkdirAll(sd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range s.Pkgs {
+			BuildDeb(t, sd, p)
+		}
+		idx := run(t, sd, "apt-ftparchive", "packages", ".")
+		if err := os.WriteFile(filepath.Join(sd, "Packages"), idx, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		label := s.Label
+		if label == "" {
+			label = "Test"
+		}
+		rel := run(t, sd, "apt-ftparchive", "-o", "APT::FTPArchive::Release::Suite="+s.Name,
+			"-o", "APT::FTPArchive::Release::Origin=Test", "-o", "APT::FTPArchive::Release::Label="+label, "release", ".")
+		if err := os.WriteFile(filepath.Join(sd, "Release"), rel, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sources, "deb [trusted=yes] file:%s ./\n", sd)
+	}
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/apt/sources.list"), []byte(sources.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(suites) > 0 {
+		run(t, dir, "apt-get", r.AptArgs("update")...)
+	}
+	return r
+}
+
+// AptArgs are apt-get's arguments for cmd in this root.
+func (r *Root) AptArgs(cmd ...string) []string {
+	return append([]string{"-q", "-o", "Dir=" + r.Dir, "-o", "Dir::State::status=" + filepath.Join(r.Admindir, "status"),
+		"-o", "Debug::NoLocking=1"}, cmd...)
+}
+
+// WriteStatus writes a dpkg status file listing pkgs as installed.
+func WriteStatus(t testing.TB, admindir string, pkgs []Pkg) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(admindir, "status"), StatusFile(pkgs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StatusFile is the text of a dpkg status file listing pkgs as installed.
+func StatusFile(pkgs []Pkg) []byte {
+	var b strings.Builder
+	for _, p := range pkgs {
+		arch := p.Arch
+		if arch == "" {
+			arch = "all"
+		}
+		fmt.Fprintf(&b, "Package: %s\nStatus: install ok installed\nPriority: optional\nSection: misc\nInstalled-Size: 12\n"+
+			"Maintainer: relaymesh tests <tests@example.org>\nArchitecture: %s\nVersion: %s\nDescription: test package %s\n"+
+			" A longer description\n .\n over two lines.\n\n", p.Name, arch, p.Version, p.Name)
+	}
+	return []byte(b.String())
+}
