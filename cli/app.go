@@ -3,9 +3,9 @@
 // beyond that belongs in core/, cache/, coordinator/ or node/.
 //
 // Adding a command: write `func (a *app) fooCommand() *cli.Command` in its
-// own file (cli/foo.go) and list it in (*app).commands below. Every flag of
-// every command is bound to the environment variable RELAYMESH_<FLAG> by
-// bindEnv; nothing else is needed.
+// own file (cli/foo.go) and list it in (*app).commands below. Flags have
+// no environment variable unless they are listed in envFlags (cli/env.go):
+// only connection and global settings do.
 package cli
 
 import (
@@ -37,9 +37,6 @@ const (
 	exitInterrupted = 130 // SIGINT / SIGTERM
 )
 
-// envPrefix starts the environment variable of every flag.
-const envPrefix = "RELAYMESH_"
-
 // commands lists the top-level commands, in the order help shows them.
 // Register a new command here (and nowhere else).
 func (a *app) commands() []*cli.Command {
@@ -63,6 +60,7 @@ type app struct {
 	stdout, stderr io.Writer
 	log            *slog.Logger
 	level          slog.Level // of log
+	format         string     // of log: text or json
 	quiet          bool       // global --quiet (commands may add their own)
 	profile        *os.File   // --cpu-profile, open while the command runs
 	// isTerminal reports whether w is an interactive terminal; tests
@@ -105,8 +103,7 @@ func (a *app) cliApp() *cli.App {
 		Version: Version,
 		Description: "relaymesh builds packages, signs deployment orders and spreads them to a fleet " +
 			"of nodes so that each package crosses each site's WAN link about once.\n\n" +
-			"Every flag can also be set from the environment as RELAYMESH_<FLAG>, with dashes as " +
-			"underscores: --log-level is RELAYMESH_LOG_LEVEL, --store is RELAYMESH_STORE.",
+			envHelp(),
 		Writer:    a.stdout,
 		ErrWriter: a.stderr,
 		// urfave's shared HelpFlag and VersionFlag are package globals that
@@ -124,6 +121,11 @@ func (a *app) cliApp() *cli.App {
 				Name:  "log-level",
 				Value: "info",
 				Usage: "log level: debug, info, warn or error",
+			},
+			&cli.StringFlag{
+				Name:  "log-format",
+				Value: "text",
+				Usage: "log line format: text (key=value) or json (one object per line)",
 			},
 			&cli.BoolFlag{
 				Name:  "quiet",
@@ -180,8 +182,14 @@ func (a *app) setup(c *cli.Context) error {
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return usageErrorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
+	switch f := c.String("log-format"); f {
+	case "text", "json":
+		a.format = f
+	default:
+		return usageErrorf("--log-format %q: want text or json", f)
+	}
 	a.level = level
-	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	a.log = a.logger(level)
 	a.quiet = c.Bool("quiet")
 	if path := c.String("cpu-profile"); path != "" {
 		path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
@@ -216,7 +224,16 @@ func (a *app) quietLog() *slog.Logger {
 	if a.level <= slog.LevelDebug {
 		return a.log
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: max(a.level, slog.LevelError)}))
+	return a.logger(max(a.level, slog.LevelError))
+}
+
+// logger logs to stderr at level in the --log-format.
+func (a *app) logger(level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if a.format == "json" {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
 }
 
 // groupAction runs for a command that only groups subcommands (and for the
@@ -254,52 +271,6 @@ func forEachCommand(cmds []*cli.Command, fn func(*cli.Command)) {
 		fn(c)
 		forEachCommand(c.Subcommands, fn)
 	}
-}
-
-// envName is the environment variable bound to a flag: RELAYMESH_ and the
-// flag's name upper-cased, dashes as underscores.
-func envName(flag string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-}
-
-// bindEnv binds every flag that has no environment variable yet to
-// RELAYMESH_<FLAG>. A flag type it does not know is a programming error,
-// caught by TestEveryFlagHasEnvVar.
-func bindEnv(flags []cli.Flag) {
-	for _, f := range flags {
-		env := []string{envName(f.Names()[0])}
-		switch f := f.(type) {
-		case *cli.StringFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.PathFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.BoolFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.IntFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.Int64Flag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.UintFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.DurationFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.StringSliceFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.GenericFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		case *cli.TimestampFlag:
-			f.EnvVars = orEnv(f.EnvVars, env)
-		default:
-			panic(fmt.Sprintf("cli: flag --%s has type %T: teach bindEnv about it", f.Names()[0], f))
-		}
-	}
-}
-
-func orEnv(have, def []string) []string {
-	if len(have) > 0 {
-		return have
-	}
-	return def
 }
 
 // onUsageError makes flag parsing errors one-line usage errors instead of

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,29 +107,40 @@ func TestHelpEverywhere(t *testing.T) {
 	}
 }
 
-func TestEveryFlagHasEnvVar(t *testing.T) {
+// Only the flags of envFlags have an environment variable, and each
+// of those exists somewhere.
+func TestEnvOnlyForSettings(t *testing.T) {
 	t.Parallel()
 	ca := newApp(nil, nil).cliApp()
+	seen := map[string]bool{}
 	check := func(where string, flags []cli.Flag) {
 		for _, f := range flags {
-			if n := f.Names()[0]; n == "help" || where == "relaymesh" && n == "version" {
-				continue
-			}
+			name := f.Names()[0]
+			seen[name] = true
 			df, ok := f.(cli.DocGenerationFlag)
 			if !ok {
-				t.Errorf("%s --%s: %T has no env vars", where, f.Names()[0], f)
+				t.Errorf("%s --%s: %T: cannot tell its env vars", where, name, f)
 				continue
 			}
-			want := envName(f.Names()[0])
-			if env := df.GetEnvVars(); len(env) == 0 || env[0] != want {
-				t.Errorf("%s --%s: env vars %v, want %s", where, f.Names()[0], env, want)
+			env := df.GetEnvVars()
+			if slices.Contains(envFlags, name) {
+				if len(env) != 1 || env[0] != envName(name) {
+					t.Errorf("%s --%s: env vars %v, want [%s]", where, name, env, envName(name))
+				}
+			} else if len(env) != 0 {
+				t.Errorf("%s --%s: env vars %v: only connection and global settings may have one", where, name, env)
 			}
 		}
 	}
 	check("relaymesh", ca.Flags)
 	forEachCommand(ca.Commands, func(c *cli.Command) { check(c.Name, c.Flags) })
-	if got := envName("fragment-size"); got != "RELAYMESH_FRAGMENT_SIZE" {
-		t.Errorf("envName(fragment-size) = %s", got)
+	for _, f := range envFlags {
+		if !seen[f] {
+			t.Errorf("envFlags lists --%s, which no command has", f)
+		}
+	}
+	if got := envName("coordinator-url"); got != "RELAYMESH_COORDINATOR_URL" {
+		t.Errorf("envName(coordinator-url) = %s", got)
 	}
 }
 
@@ -418,7 +430,7 @@ func TestEnvVarSetsFlag(t *testing.T) {
 	manifest := filepath.Join(dir, "m.json")
 	t.Setenv("RELAYMESH_STORE", store)
 	t.Setenv("RELAYMESH_QUIET", "true")
-	t.Setenv("RELAYMESH_FRAGMENT_SIZE", "64KiB")
+	t.Setenv("RELAYMESH_FRAGMENT_SIZE", "64KiB") // not a setting: ignored
 	r := run(t, "package", "build", "--name", "a", "--version", "1", "--action", "execute", "--command", "x",
 		"--out", manifest, archive)
 	mustSucceed(t, r)
@@ -429,15 +441,16 @@ func TestEnvVarSetsFlag(t *testing.T) {
 		t.Errorf("RELAYMESH_QUIET=true but stderr %q", r.stderr)
 	}
 	data, _ := os.ReadFile(manifest)
-	if m, err := core.DecodeManifest(data); err != nil || m.FragmentSize != 64<<10 {
-		t.Errorf("RELAYMESH_FRAGMENT_SIZE not used: %v %v", m, err)
+	if m, err := core.DecodeManifest(data); err != nil || m.FragmentSize != 1<<20 {
+		t.Errorf("RELAYMESH_FRAGMENT_SIZE changed the package: %v %v", m, err)
 	}
 	// A flag on the command line wins over the environment.
-	t.Setenv("RELAYMESH_PRIORITY", "11")
-	mustFailOneLine(t, run(t, "package", "build", "--name", "a", "--version", "1", "--action", "execute",
-		"--command", "x", "--out", manifest, archive), "--priority 11")
-	mustSucceed(t, run(t, "package", "build", "--priority", "2", "--name", "a", "--version", "1", "--action", "execute",
+	other := filepath.Join(dir, "flag-store")
+	mustSucceed(t, run(t, "package", "build", "--store", other, "--name", "a", "--version", "1", "--action", "execute",
 		"--command", "x", "--out", manifest, archive))
+	if !exists(t, other) {
+		t.Errorf("--store %s did not win over RELAYMESH_STORE", other)
+	}
 }
 
 func TestVersion(t *testing.T) {

@@ -21,7 +21,7 @@ func (a *app) deployCommand() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "sign an order for PACKAGE... to the targets and hand it to the mesh",
-				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade]",
+				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade] [--dry-run]",
 				Flags: append(adminFlags(),
 					&cli.StringSliceFlag{Name: "node", Usage: "target node ID or name (repeatable)"},
 					&cli.StringSliceFlag{Name: "site", Usage: "target every node of a site (repeatable)"},
@@ -37,6 +37,7 @@ func (a *app) deployCommand() *cli.Command {
 					&cli.StringFlag{Name: "timeout", Usage: "install time budget for the whole order, e.g. 10m"},
 					&cli.BoolFlag{Name: "prefetch", Usage: "download before the window opens; install inside it"},
 					&cli.BoolFlag{Name: "allow-downgrade", Usage: "install over a newer version of the same package name (otherwise nodes refuse with ERR_DOWNGRADE)"},
+					&cli.BoolFlag{Name: "dry-run", Usage: "resolve the targets and check the order, print them, sign nothing"},
 				),
 				Action: a.deployCreate,
 			},
@@ -128,6 +129,7 @@ func (a *app) deployCreate(c *cli.Context) error {
 		NotBefore: c.String("not-before"), Window: c.String("window"), Expires: c.String("expires"),
 		Bulk: c.Bool("bulk"), Reboot: c.String("reboot"), Timeout: c.String("timeout"), Prefetch: c.Bool("prefetch"),
 		AllowDowngrade: c.Bool("allow-downgrade"),
+		DryRun:         c.Bool("dry-run"),
 	}
 	if p := c.Int("priority"); p != -1 {
 		if p < 0 || p > 10 {
@@ -157,12 +159,34 @@ func (a *app) deployCreate(c *cli.Context) error {
 	if c.Bool("json") {
 		return a.printJSON(d)
 	}
+	if d.DryRun {
+		fmt.Fprintf(a.stdout, "dry run: %s would go to %s; nothing signed\n", strings.Join(d.Packages, ", "), plural(d.Targets, "target"))
+		return writeTargets(a.stdout, d.Resolved)
+	}
 	if a.quiet {
 		fmt.Fprintln(a.stdout, d.ID)
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "deployment %s: %s, %d targets, order sequence %d\n", d.ID, d.State, d.Targets, d.Seq)
-	return nil
+	fmt.Fprintf(a.stdout, "deployment %s: %s, %s, order sequence %d\n", d.ID, d.State, plural(d.Targets, "target"), d.Seq)
+	return writeTargets(a.stdout, d.Resolved)
+}
+
+// writeTargets prints the nodes a deployment resolved to, one per line.
+func writeTargets(out io.Writer, ts []coordinator.TargetView) error {
+	w := newTable(out)
+	fmt.Fprintln(w, "SITE\tNAME\tOS\tID")
+	for _, t := range ts {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Site, t.Name, t.OS, t.ID)
+	}
+	return w.Flush()
+}
+
+// plural is "1 target", "2 targets".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func (a *app) deployShow(c *cli.Context) error {

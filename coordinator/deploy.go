@@ -31,6 +31,9 @@ type DeployRequest struct {
 	// AllowDowngrade signs allow_downgrade into the order: nodes install
 	// the packages over newer versions of the same names.
 	AllowDowngrade bool `json:"allow_downgrade,omitempty"`
+	// DryRun resolves the targets and checks the request, and returns
+	// what the deployment would be without signing or recording anything.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // CreateDeployment resolves targets now, signs the order, records every
@@ -99,6 +102,15 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 	if err != nil {
 		return nil, err
 	}
+	if req.DryRun {
+		v := &DeploymentView{
+			State: DeployDryRun, Packages: slices.Clone(req.Packages), Priority: prio, Created: now,
+			NotBefore: notBefore, Expires: notBefore.Add(ttl).Truncate(time.Second), Window: req.Window,
+			Targets: len(targets), Counts: map[core.State]int{}, Sites: []SiteCount{}, DryRun: true,
+		}
+		v.Resolved = c.targetViewsLocked(targets)
+		return v, nil
+	}
 	id := newID("d")
 	seq := c.st.seq + 1
 	o := &core.Order{
@@ -128,7 +140,33 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 	c.st.rows[id] = rows
 	c.log.Info("deployment created", "id", id, "seq", seq, "packages", len(o.Packages), "targets", len(targets))
 	c.dispatchLocked(env, targets)
-	return c.viewLocked(d, false), nil
+	v := c.viewLocked(d, false)
+	v.Resolved = c.targetViewsLocked(targets)
+	return v, nil
+}
+
+// TargetView is one node a deployment resolved to.
+type TargetView struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Site string `json:"site"`
+	OS   string `json:"os"`
+}
+
+// targetViewsLocked describes the target node IDs, sorted by site and name.
+func (c *Coordinator) targetViewsLocked(ids []string) []TargetView {
+	out := make([]TargetView, 0, len(ids))
+	for _, id := range ids {
+		t := TargetView{ID: id}
+		if n := c.st.nodes[id]; n != nil {
+			t.Name, t.Site, t.OS = n.Name, n.Site, n.OS
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b TargetView) int {
+		return strings.Compare(a.Site+"\x00"+a.Name+"\x00"+a.ID, b.Site+"\x00"+b.Name+"\x00"+b.ID)
+	})
+	return out
 }
 
 func newID(prefix string) string {

@@ -106,6 +106,9 @@ const (
 	DeployIncomplete = "INCOMPLETE"
 	DeployCompleted  = "COMPLETED"
 	DeployCancelled  = "CANCELLED"
+	// DeployDryRun is only the state of the answer to a dry run: nothing
+	// of it was signed or stored.
+	DeployDryRun = "DRY_RUN"
 )
 
 // seenSeq reports whether status sequence seq was applied for n.

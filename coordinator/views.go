@@ -26,6 +26,11 @@ type DeploymentView struct {
 	Validated int                `json:"validated,omitempty"`
 	Sites     []SiteCount        `json:"sites"`
 	Nodes     []RowView          `json:"nodes,omitempty"`
+	// Resolved lists the target nodes; set in the answer to a create
+	// (and a dry run).
+	Resolved []TargetView `json:"resolved,omitempty"`
+	// DryRun is set when nothing was signed or recorded.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // SiteCount is a deployment's progress in one site.

@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/relaymesh/relaymesh/coordinator"
+	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/p2p"
+)
+
+// testCoord is a coordinator on loopback whose nodes are enrolled straight
+// through Coordinator.Enroll (no node daemons): enough for the admin
+// commands.
+type testCoord struct {
+	t     *testing.T
+	co    *coordinator.Coordinator
+	admin []string // the flags that reach it
+	ids   map[string]string
+}
+
+func startCoord(t *testing.T) *testCoord {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "coord")
+	if _, err := coordinator.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := coordinator.TestConfig(dir)
+	cfg.Logger = testLog(t)
+	co, err := coordinator.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := co.Start(ctx); err != nil {
+		cancel()
+		co.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := co.Close(); err != nil {
+			t.Errorf("coordinator close: %v", err)
+		}
+	})
+	return &testCoord{t: t, co: co, ids: map[string]string{},
+		admin: []string{"--coordinator-url", co.AdminURL(), "--admin-token", co.AdminToken()}}
+}
+
+// enroll enrolls a node named name in site.
+func (c *testCoord) enroll(site, name string) {
+	c.t.Helper()
+	tok, err := c.co.CreateToken(coordinator.TokenRequest{Site: site, Uses: 1})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	key, err := p2p.GenerateIdentity()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.co.Enroll(id, &core.EnrollRequest{Token: tok.Token,
+		Info: core.NodeInfo{Hostname: name, OS: "linux", Arch: "amd64", Version: "v1.0.0"}}); err != nil {
+		c.t.Fatal(err)
+	}
+	c.ids[name] = id.String()
+}
+
+// fleet enrolls lyon-1 in site lyon and paris-1..3 in site paris.
+func (c *testCoord) fleet() {
+	c.enroll("lyon", "lyon-1")
+	for _, n := range []string{"paris-1", "paris-2", "paris-3"} {
+		c.enroll("paris", n)
+	}
+}
+
+// publish builds and publishes an archive-less package named name.
+func (c *testCoord) publish(name string) string {
+	c.t.Helper()
+	dir := c.t.TempDir()
+	r := run(c.t, append([]string{"--quiet", "package", "build", "--name", name, "--version", "1", "--action", "execute",
+		"--command", "/bin/true", "--no-archive", "--store", filepath.Join(dir, "s"), "--out", filepath.Join(dir, "m.json")},
+		c.admin...)...)
+	mustSucceed(c.t, r)
+	return strings.TrimSpace(r.stdout)
+}
+
+func (c *testCoord) deployments() []*coordinator.DeploymentView {
+	return c.co.Deployments()
+}
+
+// testLog logs to t.Log, at warn and above: the coordinator's info lines
+// would drown the command output the tests print.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// A variable left in the shell (here from `token create --site paris`)
+// must not widen a deployment: issue 16's worst fault.
+func TestLeftoverEnvDoesNotChangeTargets(t *testing.T) {
+	c := startCoord(t)
+	c.fleet()
+	pkg := c.publish("tool")
+	t.Setenv("RELAYMESH_SITE", "paris")
+	t.Setenv("RELAYMESH_TAG", "pos")
+	t.Setenv("RELAYMESH_NODE", "paris-1")
+
+	r := run(t, append([]string{"deploy", "create", "--node", "lyon-1", pkg}, c.admin...)...)
+	mustSucceed(t, r)
+	ds := c.deployments()
+	if len(ds) != 1 || ds[0].Targets != 1 {
+		t.Fatalf("deployments %+v: want one with 1 target", ds)
+	}
+	d, err := c.co.Deployment(ds[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Nodes) != 1 || d.Nodes[0].Node != c.ids["lyon-1"] {
+		t.Errorf("deployment rows %+v: want only lyon-1", d.Nodes)
+	}
+	// The output names the one target.
+	if !strings.Contains(r.stdout, "1 target,") || !strings.Contains(r.stdout, c.ids["lyon-1"]) ||
+		strings.Contains(r.stdout, "paris") {
+		t.Errorf("deploy create printed %q: want lyon-1 as the only target", r.stdout)
+	}
+}
+
+// RELAYMESH_NAME (left from `node enroll`) must not name a package.
+func TestLeftoverEnvDoesNotNamePackage(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("RELAYMESH_NAME", "lyon-1")
+	t.Setenv("RELAYMESH_VERSION", "9")
+	t.Setenv("RELAYMESH_PRIORITY", "0")
+	t.Setenv("RELAYMESH_COMMAND", "rm -rf /")
+	base := []string{"package", "build", "--action", "execute", "--no-archive", "--store", filepath.Join(dir, "s"), "--out", filepath.Join(dir, "m.json")}
+	mustFailOneLine(t, run(t, append(base, "--version", "1", "--command", "x")...), "--name")
+	mustFailOneLine(t, run(t, append(base, "--name", "tool", "--version", "1")...), "--command")
+
+	r := run(t, append(base, "--name", "tool", "--version", "1", "--command", "x")...)
+	mustSucceed(t, r)
+	r = run(t, "package", "inspect", "--json", filepath.Join(dir, "m.json"))
+	mustSucceed(t, r)
+	var m core.Manifest
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "tool" || m.Version != "1" || m.Priority != 5 || !slices.Equal(m.Command, []string{"x"}) {
+		t.Errorf("manifest %+v: the environment changed it", m)
+	}
+}
+
+// Connection settings still come from the environment.
+func TestEnvConnectionSettings(t *testing.T) {
+	c := startCoord(t)
+	c.fleet()
+	t.Setenv("RELAYMESH_COORDINATOR_URL", c.co.AdminURL())
+	t.Setenv("RELAYMESH_ADMIN_TOKEN", c.co.AdminToken())
+	r := run(t, "nodes", "list")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "lyon-1") {
+		t.Errorf("nodes list with RELAYMESH_COORDINATOR_URL and RELAYMESH_ADMIN_TOKEN: %q", r.stdout)
+	}
+}
+
+func TestDeployDryRun(t *testing.T) {
+	t.Parallel()
+	c := startCoord(t)
+	c.fleet()
+	pkg := c.publish("tool")
+
+	r := run(t, append([]string{"deploy", "create", "--site", "paris", "--node", "lyon-1", "--dry-run", pkg}, c.admin...)...)
+	mustSucceed(t, r)
+	if len(c.deployments()) != 0 {
+		t.Fatalf("--dry-run recorded a deployment: %+v", c.deployments())
+	}
+	if !strings.HasPrefix(r.stdout, "dry run: "+pkg+" would go to 4 targets; nothing signed\n") {
+		t.Errorf("dry run printed %q", r.stdout)
+	}
+	for _, n := range []string{"lyon-1", "paris-1", "paris-2", "paris-3"} {
+		if !strings.Contains(r.stdout, c.ids[n]) || !strings.Contains(r.stdout, n) {
+			t.Errorf("dry run output lacks %s (%s):\n%s", n, c.ids[n], r.stdout)
+		}
+	}
+	// The order sequence was not spent: the next real deployment is seq 1.
+	r = run(t, append([]string{"deploy", "create", "--json", "--node", "lyon-1", pkg}, c.admin...)...)
+	mustSucceed(t, r)
+	var d coordinator.DeploymentView
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Seq != 1 || d.DryRun || len(d.Resolved) != 1 || d.Resolved[0].Name != "lyon-1" || d.Resolved[0].Site != "lyon" {
+		t.Errorf("deployment after a dry run: seq %d dry %v resolved %+v", d.Seq, d.DryRun, d.Resolved)
+	}
+
+	// A dry run checks what a real one checks.
+	mustFailOneLine(t, run(t, append([]string{"deploy", "create", "--node", "ghost", "--dry-run", pkg}, c.admin...)...), `node "ghost"`)
+	mustFailOneLine(t, run(t, append([]string{"deploy", "create", "--all", "--expires", "1000h", "--dry-run", pkg}, c.admin...)...), "expires")
+	if len(c.deployments()) != 1 {
+		t.Errorf("%d deployments, want 1", len(c.deployments()))
+	}
+}
