@@ -51,6 +51,8 @@ func (a *app) commands() []*cli.Command {
 		a.keysCommand(),
 		a.simCommand(),
 		a.demoCommand(),
+		a.helpCommand(),
+		a.completionCommand(),
 	}
 }
 
@@ -241,7 +243,14 @@ func (a *app) logger(level slog.Level) *slog.Logger {
 func groupAction(c *cli.Context) error {
 	if c.Args().Present() {
 		path := strings.TrimSpace(c.App.Name + " " + cmdPath(c))
-		return usageErrorf("unknown command %q: run '%s --help' for the list", c.Args().First(), path)
+		var cmds []*cli.Command
+		if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+			cmds = c.Command.Subcommands
+		} else {
+			cmds = c.App.Commands
+		}
+		return usageErrorf("unknown command %q%s: run '%s --help' for the list", c.Args().First(),
+			didYouMean(c.Args().First(), commandNames(cmds)), path)
 	}
 	if c.Command == nil || c.Command.Name == "" || c.Command.Name == c.App.Name {
 		return cli.ShowAppHelp(c)
@@ -279,9 +288,9 @@ func onUsageError(ca *cli.App) {
 	handler := func(c *cli.Context, err error, _ bool) error {
 		path := cmdPath(c)
 		if path == "" {
-			return usageErrorf("%s: run '%s --help' for the flags", err.Error(), c.App.Name)
+			return usageErrorf("%s%s: run '%s --help' for the flags", err.Error(), flagSuggestion(err, c.App.Flags), c.App.Name)
 		}
-		return usageErrorf("%s: %s: run '%s %s --help' for the flags", path, err.Error(), c.App.Name, path)
+		return usageErrorf("%s: %s%s: run '%s %s --help' for the flags", path, err.Error(), flagSuggestion(err, c.Command.Flags), c.App.Name, path)
 	}
 	ca.OnUsageError = handler
 	forEachCommand(ca.Commands, func(c *cli.Command) { c.OnUsageError = handler })

@@ -89,6 +89,9 @@ func TestHelpEverywhere(t *testing.T) {
 	var walk func(prefix []string, cmds []*cli.Command)
 	walk = func(prefix []string, cmds []*cli.Command) {
 		for _, c := range cmds {
+			if c.Hidden {
+				continue
+			}
 			p := append(append([]string{}, prefix...), c.Name)
 			paths = append(paths, p)
 			walk(p, c.Subcommands)

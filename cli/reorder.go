@@ -41,6 +41,9 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 		out = append(out, a)
 		i++
+		if next.SkipFlagParsing {
+			return append(out, args[i:]...)
+		}
 		flags, cmds = next.Flags, next.Subcommands
 		if len(cmds) == 0 {
 			break
