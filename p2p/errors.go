@@ -16,6 +16,9 @@ var (
 	ErrNotFound       = errors.New("p2p: fragment not found")
 	ErrTooLarge       = errors.New("p2p: fragment larger than allowed")
 	ErrTruncated      = errors.New("p2p: fragment stream ended early")
+	// ErrTooSlow: the source sent the fragment slower than the floor
+	// (WithFloor); ask another source.
+	ErrTooSlow = errors.New("p2p: fragment source too slow")
 	// ErrBusy: the peer has the fragment but no upload slot free now; ask
 	// another source.
 	ErrBusy = errors.New("p2p: peer busy")

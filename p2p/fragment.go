@@ -28,6 +28,13 @@ const FragmentProtocol protocol.ID = "/relaymesh/frag/1.0.0"
 // first, so it still works with servers that know only 1.0.0.
 const FragmentProtocolRedirect protocol.ID = "/relaymesh/frag/1.1.0"
 
+// FragmentProtocolSized is FragmentProtocolRedirect with the requester's
+// size limit in the request (fragRequest.Max): a relay that pulls the
+// fragment through for the requester then caps and times its own fetch by
+// the fragment's real size instead of the largest allowed. Clients offer
+// it first; servers speak all three.
+const FragmentProtocolSized protocol.ID = "/relaymesh/frag/1.2.0"
+
 const (
 	// fragChunk is the largest write of fragment bytes, and the unit the
 	// upload limiter is charged in.
@@ -53,6 +60,10 @@ type fragRequest struct {
 	// FollowRedirects (1.1.0 only) lets the server answer with peers to
 	// ask instead.
 	FollowRedirects bool `json:"follow_redirects,omitempty"`
+	// Max (1.2.0 only) is the most bytes the requester accepts: the
+	// fragment's size from its manifest, or the largest allowed when it
+	// does not know it yet (a manifest).
+	Max int64 `json:"max,omitempty"`
 }
 
 // fragHeader answers a fragRequest; when Found, Size raw bytes follow.
@@ -72,6 +83,10 @@ type fragPeer struct {
 // busyAnswer is the error text of a server whose source returned ErrBusy;
 // a client maps it back to ErrBusy (older clients see a remote error).
 const busyAnswer = "busy"
+
+// tooLargeAnswer is the error text of a 1.2.0 server whose fragment is
+// larger than the request's Max; the header's Size says how large.
+const tooLargeAnswer = "too large"
 
 // FragmentSource opens fragments for serving. It returns an error wrapping
 // ErrNotFound when it does not hold c.
@@ -142,6 +157,7 @@ func serveFragments(h host.Host, cfg FragmentServerConfig, wait func(context.Con
 	}
 	h.SetStreamHandler(FragmentProtocol, srv.handle)
 	h.SetStreamHandler(FragmentProtocolRedirect, srv.handle)
+	h.SetStreamHandler(FragmentProtocolSized, srv.handle)
 }
 
 type fragServer struct {
@@ -171,8 +187,16 @@ func (f *fragServer) handle(s network.Stream) {
 		return
 	}
 	log = log.With("cid", c)
-	if req.FollowRedirects && s.Protocol() != FragmentProtocolRedirect {
+	if req.FollowRedirects && s.Protocol() == FragmentProtocol {
 		f.answer(s, log, fragHeader{Error: "follow_redirects needs " + string(FragmentProtocolRedirect)})
+		return
+	}
+	if req.Max != 0 && s.Protocol() != FragmentProtocolSized {
+		f.answer(s, log, fragHeader{Error: "max needs " + string(FragmentProtocolSized)})
+		return
+	}
+	if req.Max < 0 {
+		f.answer(s, log, fragHeader{Error: fmt.Sprintf("max %d: must be positive", req.Max)})
 		return
 	}
 	if f.cfg.Redirect != nil && req.FollowRedirects {
@@ -182,7 +206,7 @@ func (f *fragServer) handle(s network.Stream) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(WithRequester(context.Background(), from))
+	ctx, cancel := context.WithCancel(withRequestMax(WithRequester(context.Background(), from), req.Max))
 	defer cancel()
 	rc, size, err := f.cfg.Source.OpenFragment(ctx, c)
 	switch {
@@ -201,6 +225,12 @@ func (f *fragServer) handle(s network.Stream) {
 	if size < 0 {
 		log.Warn("fragment source reported a negative size", "size", size)
 		f.answer(s, log, fragHeader{Error: "fragment source failed"})
+		return
+	}
+	if req.Max > 0 && size > req.Max {
+		// The requester would refuse it: do not send a byte of it.
+		log.Warn("fragment larger than the requester accepts", "size", size, "max", req.Max)
+		f.answer(s, log, fragHeader{Error: tooLargeAnswer, Size: size})
 		return
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(fragStallTimeout))
@@ -232,6 +262,23 @@ func WithRequester(ctx context.Context, p peer.ID) context.Context {
 func Requester(ctx context.Context) peer.ID {
 	p, _ := ctx.Value(requesterKey{}).(peer.ID)
 	return p
+}
+
+type requestMaxKey struct{}
+
+func withRequestMax(ctx context.Context, n int64) context.Context {
+	if n <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, requestMaxKey{}, n)
+}
+
+// RequestMax returns the most bytes the requester OpenFragment serves
+// accepts for the fragment (its real size, when the requester has the
+// manifest), or 0 when it did not say (an older client).
+func RequestMax(ctx context.Context) int64 {
+	n, _ := ctx.Value(requestMaxKey{}).(int64)
+	return n
 }
 
 func encodeRedirect(peers []peer.AddrInfo) []fragPeer {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -22,6 +23,20 @@ type fetchOptions struct {
 	progress func(n int)
 	meter    *Meter
 	shaper   Shaper
+	floor    int64         // bytes/s; 0: none
+	grace    time.Duration // before the floor applies
+}
+
+// WithFloor cuts the transfer with ErrTooSlow when the payload arrives
+// slower than bps bytes a second on average, counted from the header:
+// after grace, by every moment t the fetch must have received bps·t
+// bytes (so a fragment of n bytes has max(grace, n/bps) to arrive whole).
+// Time spent in the WithProgress callback (the caller's own rate cap)
+// does not count against the source. Waiting for the header is bounded by
+// ctx only: a relay may fetch the fragment from upstream before it
+// answers.
+func WithFloor(bps int64, grace time.Duration) FetchOption {
+	return func(o *fetchOptions) { o.floor, o.grace = bps, grace }
 }
 
 // WithProgress calls fn with the size of every chunk of payload received,
@@ -44,8 +59,14 @@ func WithMeter(m *Meter) FetchOption {
 
 // FetchFragment fetches fragment c from peer p and verifies it against c.
 //
+// maxSize should be the fragment's real size when the caller knows it
+// (from the manifest): it is sent to servers that speak
+// FragmentProtocolSized, and a peer announcing more is cut before it sends
+// a byte of payload.
+//
 // It returns an error wrapping ErrNotFound when p does not hold c,
-// ErrTooLarge when p announces more than maxSize bytes, ErrTruncated when
+// ErrTooLarge when p announces more than maxSize bytes, ErrTooSlow when the
+// payload falls below the floor (WithFloor), ErrTruncated when
 // the stream ends early, *RemoteError when p reports a failure,
 // *RedirectError when p names other peers to ask (see WithRedirect), and
 // core.ErrDigestMismatch when the bytes are not c's: the caller should
@@ -72,9 +93,9 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	if maxSize <= 0 {
 		return core.Verified{}, fmt.Errorf("%w: fetch fragment %s: maxSize %d: must be positive", ErrBadConfig, c, maxSize)
 	}
-	protos := []protocol.ID{FragmentProtocol}
+	protos := []protocol.ID{FragmentProtocolSized, FragmentProtocol}
 	if o.redirect {
-		protos = []protocol.ID{FragmentProtocolRedirect, FragmentProtocol}
+		protos = []protocol.ID{FragmentProtocolSized, FragmentProtocolRedirect, FragmentProtocol}
 	}
 	s, err := openStream(ctx, h, p, protos...)
 	if err != nil {
@@ -87,7 +108,10 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		return core.Verified{}, ctxErr(ctx, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, err))
 	}
 
-	req := fragRequest{CID: c.String(), FollowRedirects: o.redirect && s.Protocol() == FragmentProtocolRedirect}
+	req := fragRequest{CID: c.String(), FollowRedirects: o.redirect && s.Protocol() != FragmentProtocol}
+	if s.Protocol() == FragmentProtocolSized {
+		req.Max = maxSize
+	}
 	if err := WriteMsg(s, req); err != nil {
 		return fail(err)
 	}
@@ -116,6 +140,9 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	case hdr.Error == busyAnswer:
 		_ = s.Close()
 		return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, ErrBusy)
+	case hdr.Error == tooLargeAnswer:
+		_ = s.Close()
+		return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w: %d bytes announced, limit %d", c, p, ErrTooLarge, hdr.Size, maxSize)
 	case hdr.Error != "":
 		_ = s.Close()
 		return core.Verified{}, fmt.Errorf("p2p: fetch fragment %s from %s: %w", c, p, &RemoteError{Msg: hdr.Error})
@@ -129,8 +156,21 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	}
 
 	data := make([]byte, hdr.Size)
+	body := time.Now()
+	var local time.Duration // spent in the caller's progress callback
+	ctxDeadline, hasDeadline := ctx.Deadline()
 	for off := 0; off < len(data); {
-		n, err := io.ReadFull(s, data[off:min(off+fragChunk, len(data))])
+		var floorAt time.Time // when the bytes so far stop being enough
+		if o.floor > 0 {
+			need := max(o.grace, time.Duration(float64(off)/float64(o.floor)*float64(time.Second)))
+			floorAt = body.Add(local + need)
+			dl := floorAt
+			if hasDeadline && ctxDeadline.Before(dl) {
+				dl = ctxDeadline
+			}
+			_ = s.SetReadDeadline(dl)
+		}
+		n, err := s.Read(data[off:min(off+fragChunk, len(data))])
 		off += n
 		o.meter.AddRecv(p, n)
 		if o.shaper != nil && n > 0 {
@@ -139,12 +179,23 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 			}
 		}
 		if o.progress != nil && n > 0 {
+			t := time.Now()
 			o.progress(n)
+			local += time.Since(t)
 		}
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fail(fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, off, len(data)))
-			}
+		if err == nil {
+			continue
+		}
+		switch {
+		case !floorAt.IsZero() && ctx.Err() == nil && !time.Now().Before(floorAt):
+			took := time.Since(body) - local
+			return fail(fmt.Errorf("%w: got %d of %d bytes in %s, floor %d B/s after %s",
+				ErrTooSlow, off, len(data), took.Round(time.Millisecond), o.floor, o.grace))
+		case errors.Is(err, io.EOF) && off == len(data):
+			// the last bytes came with the end of the stream
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return fail(fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, off, len(data)))
+		default:
 			return fail(fmt.Errorf("%w: got %d of %d bytes: %w", ErrTruncated, off, len(data), err))
 		}
 	}

@@ -1,0 +1,119 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/relaymesh/relaymesh/core"
+)
+
+// trickler answers every fragment request with a header announcing size
+// bytes, then sends one byte each tick until the client goes away: the
+// slow source of issue 13 item 3.
+func trickler(t *testing.T, size int64, tick time.Duration) host.Host {
+	t.Helper()
+	h := newTestHost(t, nil)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	for _, proto := range []protocol.ID{FragmentProtocol, FragmentProtocolSized} {
+		h.SetStreamHandler(proto, func(s network.Stream) {
+			defer func() { _ = s.Reset() }()
+			var req fragRequest
+			if ReadMsg(s, maxFragRequest, &req) != nil || WriteMsg(s, fragHeader{Found: true, Size: size}) != nil {
+				return
+			}
+			tk := time.NewTicker(tick)
+			defer tk.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tk.C:
+				}
+				if _, err := s.Write([]byte{'x'}); err != nil {
+					return
+				}
+			}
+		})
+	}
+	return h
+}
+
+// A source trickling bytes far below the floor is cut with ErrTooSlow once
+// the grace has passed, long before the fetch's own deadline.
+func TestFloorCutsTricklingSource(t *testing.T) {
+	t.Parallel()
+	server := trickler(t, 64<<10, 10*time.Millisecond)
+	client := newTestHost(t, nil)
+	connect(t, client, server)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err := FetchFragment(ctx, client, server.ID(), core.FragmentCID(make([]byte, 64<<10)), 64<<10,
+		WithFloor(64<<10, 200*time.Millisecond))
+	if !errors.Is(err, ErrTooSlow) || !strings.Contains(err.Error(), "floor 65536 B/s") {
+		t.Fatalf("FetchFragment from a trickling source = %v, want ErrTooSlow naming the floor", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("cut by the fetch's deadline after %s, not by the floor", time.Since(start))
+	}
+	t.Logf("cut after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// A source that keeps up is not cut, and time the caller spends in its
+// progress callback (its own rate cap) does not count against the source.
+func TestFloorSparesFastSourceAndCallerTime(t *testing.T) {
+	t.Parallel()
+	data := randomBytes(t, 300<<10)
+	server, client := fragPair(t, FragmentServerConfig{Source: newMemSource(data)})
+	first := true
+	got, err := FetchFragment(testCtx(t), client, server.ID(), core.FragmentCID(data), int64(len(data)),
+		WithFloor(1<<20, 50*time.Millisecond),
+		WithProgress(func(int) {
+			if first { // the caller's throttle holds the first chunk well past the grace
+				first = false
+				time.Sleep(300 * time.Millisecond)
+			}
+		}))
+	if err != nil || len(got) != len(data) {
+		t.Fatalf("FetchFragment with a floor from a fast source = %d bytes, %v", len(got), err)
+	}
+}
+
+// A client that knows the fragment's size sends it (1.2.0): a server
+// holding more bytes under that CID refuses without sending them, and a
+// peer that announces more than the size anyway is cut before its payload.
+func TestFetchBoundedByRealSize(t *testing.T) {
+	t.Parallel()
+	big := randomBytes(t, 200<<10)
+	c := core.FragmentCID(big[:100<<10]) // the manifest says 100 KiB
+	src := newMemSource()
+	src.put(c, big) // a corrupt or hostile holder: 200 KiB under it
+	meter := &Meter{}
+	server, client := fragPair(t, FragmentServerConfig{Source: src, Meter: meter})
+	_, err := FetchFragment(testCtx(t), client, server.ID(), c, 100<<10)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "204800 bytes announced, limit 102400") {
+		t.Fatalf("FetchFragment of an oversized holding = %v, want the server's refusal", err)
+	}
+	if sent := meter.Snapshot()[ClassUnknown].Sent; sent != 0 {
+		t.Fatalf("server sent %d payload bytes, want none", sent)
+	}
+
+	liar := trickler(t, 200<<10, time.Millisecond) // ignores the size asked for
+	connect(t, client, liar)
+	clientMeter := &Meter{}
+	_, err = FetchFragment(testCtx(t), client, liar.ID(), c, 100<<10, WithMeter(clientMeter))
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "204800 bytes announced, limit 102400") {
+		t.Fatalf("FetchFragment from a peer announcing more than the size = %v, want ErrTooLarge", err)
+	}
+	if recv := clientMeter.Snapshot()[ClassUnknown].Recv; recv != 0 {
+		t.Fatalf("client read %d payload bytes from the liar, want none", recv)
+	}
+}
