@@ -117,3 +117,54 @@ func TestFetchBoundedByRealSize(t *testing.T) {
 		t.Fatalf("client read %d payload bytes from the liar, want none", recv)
 	}
 }
+
+// A header trickled a byte at a time is cut once the grace after its
+// first byte has passed.
+func TestFloorCutsTrickledHeader(t *testing.T) {
+	t.Parallel()
+	server, client := newTestHost(t, nil), newTestHost(t, nil)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	server.SetStreamHandler(FragmentProtocolSized, func(s network.Stream) {
+		defer func() { _ = s.Reset() }()
+		var req fragRequest
+		if ReadMsg(s, maxFragRequest, &req) != nil {
+			return
+		}
+		tk := time.NewTicker(20 * time.Millisecond)
+		defer tk.Stop()
+		b := []byte{100} // a length prefix of 100 bytes, then a byte each tick
+		for range 100 {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+			if _, err := s.Write(b); err != nil {
+				return
+			}
+			b = []byte{' '}
+		}
+	})
+	connect(t, client, server)
+	_, err := FetchFragment(testCtx(t), client, server.ID(), core.FragmentCID([]byte("x")), 1<<10,
+		WithFloor(64<<10, 200*time.Millisecond))
+	if !errors.Is(err, ErrTooSlow) || !strings.Contains(err.Error(), "header not whole") {
+		t.Fatalf("FetchFragment from a trickled header = %v, want ErrTooSlow", err)
+	}
+}
+
+// WithSizedTimeout bounds the payload by the announced size even when ctx
+// allows much longer and no floor is set.
+func TestSizedTimeoutBoundsPayload(t *testing.T) {
+	t.Parallel()
+	server := trickler(t, 1<<10, 10*time.Millisecond)
+	client := newTestHost(t, nil)
+	connect(t, client, server)
+	var asked int64
+	_, err := FetchFragment(testCtx(t), client, server.ID(), core.FragmentCID([]byte("x")), 1<<20,
+		WithSizedTimeout(func(size int64) time.Duration { asked = size; return 200 * time.Millisecond }))
+	if !errors.Is(err, ErrTooSlow) || asked != 1<<10 {
+		t.Fatalf("FetchFragment = %v (timeout asked for %d bytes), want ErrTooSlow after the time for 1024 bytes", err, asked)
+	}
+}

@@ -25,6 +25,14 @@ type fetchOptions struct {
 	shaper   Shaper
 	floor    int64         // bytes/s; 0: none
 	grace    time.Duration // before the floor applies
+	timeout  func(size int64) time.Duration
+}
+
+// WithSizedTimeout bounds the payload by the size the header announces
+// (at most maxSize): once the header is read, the fetch must end within
+// fn(size), whatever ctx allows. Waiting for the header is bounded by ctx.
+func WithSizedTimeout(fn func(size int64) time.Duration) FetchOption {
+	return func(o *fetchOptions) { o.timeout = fn }
 }
 
 // WithFloor cuts the transfer with ErrTooSlow when the payload arrives
@@ -117,7 +125,20 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	}
 	_ = s.CloseWrite()
 	var hdr fragHeader
-	if err := ReadMsg(s, maxFragHeader, &hdr); err != nil {
+	var hr io.Reader = s
+	var headerBy time.Time
+	if o.floor > 0 {
+		// An honest server writes its header at once: once its first
+		// byte is here, the rest must follow within the grace.
+		hr = &firstByte{r: s, then: func() {
+			headerBy = time.Now().Add(o.grace)
+			_ = s.SetReadDeadline(earliest(ctx, headerBy))
+		}}
+	}
+	if err := ReadMsg(hr, maxFragHeader, &hdr); err != nil {
+		if !headerBy.IsZero() && ctx.Err() == nil && !time.Now().Before(headerBy) {
+			return fail(fmt.Errorf("%w: header not whole %s after its first byte: %w", ErrTooSlow, o.grace, err))
+		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: stream closed without a header", ErrBadMsg)
 		}
@@ -159,6 +180,13 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	body := time.Now()
 	var local time.Duration // spent in the caller's progress callback
 	ctxDeadline, hasDeadline := ctx.Deadline()
+	sized := false // the deadline is the one for the announced size
+	if o.timeout != nil {
+		if dl := body.Add(o.timeout(hdr.Size)); !hasDeadline || dl.Before(ctxDeadline) {
+			ctxDeadline, hasDeadline, sized = dl, true, true
+		}
+	}
+	_ = s.SetReadDeadline(ctxDeadline) // the zero time when there is none
 	for off := 0; off < len(data); {
 		var floorAt time.Time // when the bytes so far stop being enough
 		if o.floor > 0 {
@@ -187,10 +215,14 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 			continue
 		}
 		switch {
-		case !floorAt.IsZero() && ctx.Err() == nil && !time.Now().Before(floorAt):
+		case !floorAt.IsZero() && ctx.Err() == nil && !time.Now().Before(floorAt) &&
+			(!hasDeadline || floorAt.Before(ctxDeadline)):
 			took := time.Since(body) - local
 			return fail(fmt.Errorf("%w: got %d of %d bytes in %s, floor %d B/s after %s",
 				ErrTooSlow, off, len(data), took.Round(time.Millisecond), o.floor, o.grace))
+		case sized && ctx.Err() == nil && !time.Now().Before(ctxDeadline):
+			return fail(fmt.Errorf("%w: got %d of %d bytes in %s, the time allowed for that size",
+				ErrTooSlow, off, len(data), o.timeout(hdr.Size)))
 		case errors.Is(err, io.EOF) && off == len(data):
 			// the last bytes came with the end of the stream
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -205,4 +237,28 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		return core.Verified{}, fmt.Errorf("p2p: fetch fragment from %s: %w", p, err)
 	}
 	return v, nil
+}
+
+// firstByte calls then after the first byte was read through it.
+type firstByte struct {
+	r    io.Reader
+	then func()
+	done bool
+}
+
+func (f *firstByte) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 && !f.done {
+		f.done = true
+		f.then()
+	}
+	return n, err
+}
+
+// earliest is t, or ctx's deadline when that comes first.
+func earliest(ctx context.Context, t time.Time) time.Time {
+	if dl, ok := ctx.Deadline(); ok && dl.Before(t) {
+		return dl
+	}
+	return t
 }
