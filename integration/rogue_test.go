@@ -61,7 +61,7 @@ func (c *cluster) startRogue(siteName string, ident crypto.PrivKey, keys [][]byt
 		ack.Receipt, _ = core.SignReceipt(rc, r.receipts)
 		return ack, nil
 	})
-	for _, proto := range []protocol.ID{p2p.FragmentProtocol, p2p.FragmentProtocolRedirect} {
+	for _, proto := range []protocol.ID{p2p.FragmentProtocol, p2p.FragmentProtocolRedirect, p2p.FragmentProtocolSized} {
 		h.SetStreamHandler(proto, func(s network.Stream) {
 			r.fetches.Add(1)
 			_ = s.Reset()

@@ -101,6 +101,14 @@ type Config struct {
 	InstallLimits install.Limits `yaml:"install_limits"`
 	// MaxUploadBps caps fragment upload to peers, bytes/s; 0 = unlimited.
 	MaxUploadBps int64 `yaml:"max_upload_bps"`
+	// SourceFloorBps is the slowest a site peer or relay may send a
+	// fragment, bytes/s, once SourceFloorGrace has passed since its
+	// header: a slower one is cut, the fetch moves to another source and
+	// the slow one is asked last for a minute. 0 turns the floor off. The
+	// coordinator and other sites' relays are not held to it (see
+	// node/mesh Config.FloorBps).
+	SourceFloorBps   int64         `yaml:"source_floor_bps"`
+	SourceFloorGrace time.Duration `yaml:"source_floor_grace"`
 
 	// Strategy is how fragments are fetched: mesh (site peers, relay,
 	// coordinator), relay (relay pull-through only) or direct (every
@@ -186,6 +194,8 @@ func DefaultConfig(dir string) Config {
 		UpBps:               100e6 / 8,
 		DownBps:             100e6 / 8,
 		InstallLimits:       install.DefaultLimits(),
+		SourceFloorBps:      64 << 10,
+		SourceFloorGrace:    5 * time.Second,
 	}
 }
 
@@ -282,6 +292,12 @@ func (c Config) Validate() error {
 	}
 	if c.UpBps < 0 || c.DownBps < 0 || c.SiteWANDownBps < 0 || c.RelaysPerSite < 0 {
 		return bad("up_bps, down_bps, site_wan_down_bps and relays_per_site must be >= 0")
+	}
+	if c.SourceFloorBps < 0 {
+		return bad("source_floor_bps %d: must be >= 0 (0 turns the floor off)", c.SourceFloorBps)
+	}
+	if c.SourceFloorBps > 0 && c.SourceFloorGrace <= 0 {
+		return bad("source_floor_grace %s: must be positive while source_floor_bps is set, e.g. 5s", c.SourceFloorGrace)
 	}
 	if c.MaxPackageBytes <= 0 {
 		return bad("max_package_bytes %d: must be positive", c.MaxPackageBytes)

@@ -41,6 +41,8 @@ func TestConfigValidateNamesField(t *testing.T) {
 		"cache_quota":        func(c *Config) { c.CacheQuota = -1 },
 		"temp_dir":           func(c *Config) { c.TempDir = "relative" },
 		"install_limits":     func(c *Config) { c.InstallLimits.MaxFiles = 0 },
+		"source_floor_bps":   func(c *Config) { c.SourceFloorBps = -1 },
+		"source_floor_grace": func(c *Config) { c.SourceFloorGrace = 0 },
 	}
 	for field, mut := range cases {
 		c := DefaultConfig("/var/lib/relaymesh")

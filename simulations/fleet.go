@@ -219,6 +219,9 @@ func (f *fleet) configure(n *simNode, dir string) {
 	c.GossipTransport = n.tr
 	c.Shaper = f.net.View(n.id)
 	c.UpBps, c.DownBps = int64(n.up), int64(n.down)
+	// The floor is a rate: scaled like the links, so a scaled transfer is
+	// cut when the unscaled one would be.
+	c.SourceFloorBps = int64(f.sc.scaled(float64(c.SourceFloorBps)))
 	c.CorruptServing = corrupt
 	c.Logger = f.log.With("who", n.name)
 	n.cfg = c

@@ -236,15 +236,37 @@ func (m *Mesh) next(c cid.Cid, tried map[peer.ID]bool) (peer.ID, sourceKind) {
 		return ps[0], kindPeer
 	}
 	now := time.Now()
+	// A relay cut below the floor lately is skipped once the relays may
+	// be bypassed (every relay is slow or failing): the coordinator
+	// first, the slow relay only after it.
+	bypass := m.mayBypassRelays()
+	var slow peer.ID
 	for _, r := range m.relays(c) {
-		if !tried[r] && !m.banned(r, now) {
-			return r, kindRelay
+		if tried[r] || m.banned(r, now) {
+			continue
 		}
+		if bypass && m.isSlow(r, now) {
+			if slow == "" {
+				slow = r
+			}
+			continue
+		}
+		return r, kindRelay
 	}
 	if !tried[m.cfg.Coordinator] {
 		return m.cfg.Coordinator, kindCoordinator
 	}
+	if slow != "" {
+		return slow, kindRelay
+	}
 	return "", 0
+}
+
+// isSlow reports whether p was cut below the floor within SlowMemory.
+func (m *Mesh) isSlow(p peer.ID, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sources[p].slow(now, m.cfg.SlowMemory)
 }
 
 // noRelayGrace is how long a node must have seen no relay in its site
@@ -266,17 +288,18 @@ func (m *Mesh) mayBypassRelays() bool {
 		return time.Duration(now-m.noRelaySince.Load()) >= noRelayGrace
 	}
 	m.noRelaySince.Store(0)
-	// Every relay caught sending bytes that do not match their CID: the
-	// site cannot be trusted to relay, so go upstream at once.
-	allBanned, now := true, time.Now()
+	// Every relay caught sending bytes that do not match their CID, or
+	// cut below the floor lately: the site cannot relay now, so go
+	// upstream at once.
+	allBad, now := true, time.Now()
 	for _, r := range m.cfg.Members.Relays() {
 		id, err := p2p.DecodePeerID(r)
-		if err != nil || id == m.cfg.Host.ID() || !m.banned(id, now) {
-			allBanned = false
+		if err != nil || id == m.cfg.Host.ID() || !m.banned(id, now) && !m.isSlow(id, now) {
+			allBad = false
 			break
 		}
 	}
-	if allBanned {
+	if allBad {
 		return true
 	}
 	since := m.relayFailSince.Load()
@@ -294,6 +317,7 @@ func (m *Mesh) banned(p peer.ID, now time.Time) bool {
 // throughput and load, penalising p for bytes that do not match c and
 // forgetting that p has c when it does not.
 func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int), extra ...p2p.FetchOption) (core.Verified, error) {
+	inSite := p != m.cfg.Coordinator && m.alive()[p]
 	m.mu.Lock()
 	s := m.sources[p]
 	if s == nil {
@@ -310,7 +334,10 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.FragmentTimeout(maxSize))
 	defer cancel()
 	start := time.Now()
-	opts := []p2p.FetchOption{p2p.WithMeter(m.cfg.Meter)}
+	opts := []p2p.FetchOption{p2p.WithMeter(m.cfg.Meter), p2p.WithSizedTimeout(m.cfg.FragmentTimeout)}
+	if inSite && m.cfg.FloorBps > 0 {
+		opts = append(opts, p2p.WithFloor(m.cfg.FloorBps, m.cfg.FloorGrace))
+	}
 	if m.cfg.Shaper != nil {
 		opts = append(opts, p2p.WithShaper(m.cfg.Shaper))
 	}
@@ -337,7 +364,14 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		if m.cfg.OnDistrust != nil {
 			go m.cfg.OnDistrust() // the site learns not to elect it
 		}
-	case errors.Is(err, p2p.ErrNotFound):
+	case errors.Is(err, p2p.ErrTooSlow):
+		s.ewma *= 0.5
+		s.slowAt = time.Now()
+		m.stats.TooSlow++
+		m.log.Info("source below the throughput floor: cut, asking another", "peer", p, "cid", c, "err", err)
+	case errors.Is(err, p2p.ErrNotFound), errors.Is(err, p2p.ErrTooLarge):
+		// A holder announcing more than the fragment's size does not
+		// have it (or lies): not asked for it again.
 		m.forgetLocked(c, p)
 	case errors.As(err, new(*p2p.RedirectError)), errors.Is(err, p2p.ErrBusy):
 		// not a failure of p
@@ -366,14 +400,29 @@ func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {
 // outweighs it for the fragment (rendezvous weights), so every hop goes to
 // a strictly heavier relay and the chain ends at one that goes upstream.
 func (m *Mesh) upstreamBytes(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, error) {
+	for {
+		data, f, err := m.upstreamOnce(ctx, c, maxSize)
+		// A flight capped lower than this caller's size (a member that
+		// gave a smaller size, wrongly) does not fail this caller: it
+		// pulls again under its own cap.
+		if f != nil && f.max < maxSize && errors.Is(err, p2p.ErrTooLarge) && ctx.Err() == nil {
+			continue
+		}
+		return data, err
+	}
+}
+
+// upstreamOnce is one try of upstreamBytes: it leads a pull of c or joins
+// the one under way, and returns that flight (nil when c was stored).
+func (m *Mesh) upstreamOnce(ctx context.Context, c cid.Cid, maxSize int64) ([]byte, *flight, error) {
 	if data, err := m.cfg.Store.Get(c); err == nil {
-		return data, nil
+		return data, nil, nil
 	}
 	m.mu.Lock()
 	f := m.flights[c]
 	leader := f == nil
 	if leader {
-		f = &flight{done: make(chan struct{})}
+		f = &flight{done: make(chan struct{}), max: maxSize}
 		m.flights[c] = f
 	}
 	m.mu.Unlock()
@@ -391,13 +440,14 @@ func (m *Mesh) upstreamBytes(ctx context.Context, c cid.Cid, maxSize int64) ([]b
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, f, ctx.Err()
 		}
 	}
 	if f.err != nil {
-		return nil, f.err
+		return nil, f, f.err
 	}
-	return m.cfg.Store.Get(c)
+	data, err := m.cfg.Store.Get(c)
+	return data, f, err
 }
 
 // upstream is upstreamBytes for the relay's own fetch: the bytes come back
@@ -639,7 +689,13 @@ func (m *Mesh) open(ctx context.Context, c cid.Cid) (io.ReadCloser, int64, error
 	if req := p2p.Requester(ctx); req != "" && req != m.cfg.Coordinator && !m.alive()[req] {
 		return m.inFlight(ctx, c)
 	}
-	data, err := m.upstreamBytes(ctx, c, core.MaxFragmentSize)
+	// The member's request says the fragment's size (frag/1.2.0): the
+	// pull is capped and timed by it, not by the largest allowed size.
+	maxSize := int64(core.MaxFragmentSize)
+	if n := p2p.RequestMax(ctx); n > 0 && n < maxSize {
+		maxSize = n
+	}
+	data, err := m.upstreamBytes(ctx, c, maxSize)
 	if err != nil {
 		if errors.Is(err, p2p.ErrNotFound) {
 			return nil, 0, p2p.ErrNotFound

@@ -69,6 +69,17 @@ type Config struct {
 	// Penalty is how long a source that sent bytes not matching the CID
 	// is avoided.
 	Penalty time.Duration
+	// FloorBps is the slowest a site peer or relay may send a fragment,
+	// bytes/s, after FloorGrace (default 5 s): a source below it is cut
+	// (p2p.ErrTooSlow), the fetch moves to another source, and the slow
+	// one is ranked after every other for SlowMemory (default 1 min). 0
+	// means no floor. The coordinator and other sites' relays are not
+	// held to it: they are reached over the WAN, where the alternative
+	// crosses the WAN too; their payload is bounded by FragmentTimeout of
+	// the size they announce.
+	FloorBps   int64
+	FloorGrace time.Duration
+	SlowMemory time.Duration
 	// AnnounceInterval batches "have" announcements.
 	AnnounceInterval time.Duration
 	// ReannounceInterval re-gossips every stored fragment, so members
@@ -113,6 +124,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: Strategy %q: want mesh, relay or direct", ErrBadConfig, c.Strategy)
 	case c.SiteWANDownBps < 0:
 		return fmt.Errorf("%w: SiteWANDownBps %d: must be >= 0", ErrBadConfig, c.SiteWANDownBps)
+	case c.FloorBps < 0:
+		return fmt.Errorf("%w: FloorBps %d: must be >= 0 (0: no floor)", ErrBadConfig, c.FloorBps)
+	case c.FloorGrace < 0:
+		return fmt.Errorf("%w: FloorGrace %s: must be >= 0", ErrBadConfig, c.FloorGrace)
 	}
 	return nil
 }
@@ -122,6 +137,12 @@ type source struct {
 	ewma     float64 // bytes/s, moving average
 	inflight int
 	banned   time.Time
+	slowAt   time.Time // last cut below the floor
+}
+
+// slow reports whether s was cut below the floor within memory of now.
+func (s *source) slow(now time.Time, memory time.Duration) bool {
+	return s != nil && !s.slowAt.IsZero() && now.Sub(s.slowAt) < memory
 }
 
 // Mesh is one node's view of its site for fetching.
@@ -157,6 +178,8 @@ type Stats struct {
 	// relay, sent there by a busy origin.
 	FromOtherSites  int
 	Corrupt, Failed int
+	// TooSlow counts sources cut below the floor.
+	TooSlow int
 	// BusyAnswers counts requests of members this relay answered busy
 	// (every serve slot taken); Redirects those it sent to members that
 	// got the fragment from it lately instead.
@@ -166,6 +189,7 @@ type Stats struct {
 type flight struct {
 	done chan struct{}
 	err  error
+	max  int64 // the size cap of the pull
 }
 
 // New makes a Mesh. Call Run to start announcing.
@@ -190,6 +214,12 @@ func New(cfg Config) (*Mesh, error) {
 	}
 	if cfg.Strategy == "" {
 		cfg.Strategy = StrategyMesh
+	}
+	if cfg.FloorGrace == 0 {
+		cfg.FloorGrace = 5 * time.Second
+	}
+	if cfg.SlowMemory == 0 {
+		cfg.SlowMemory = time.Minute
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -462,6 +492,20 @@ func (m *Mesh) relays(c cid.Cid) []peer.ID {
 		}
 		out = append(out, id)
 	}
+	// A relay cut below the floor lately is asked after the others.
+	now := time.Now()
+	m.mu.Lock()
+	slices.SortStableFunc(out, func(a, b peer.ID) int {
+		sa, sb := m.sources[a].slow(now, m.cfg.SlowMemory), m.sources[b].slow(now, m.cfg.SlowMemory)
+		switch {
+		case sa == sb:
+			return 0
+		case sb:
+			return -1
+		}
+		return 1
+	})
+	m.mu.Unlock()
 	return out
 }
 
@@ -518,9 +562,9 @@ func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
 	// the site's connections grow with the square of its size.
 	net := m.cfg.Host.Network()
 	type key struct {
-		relay, unconnected bool
-		inflight           int
-		ewma               float64
+		slow, relay, unconnected bool
+		inflight                 int
+		ewma                     float64
 	}
 	var relays []peer.ID
 	if len(out) > 1 {
@@ -528,7 +572,8 @@ func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
 	}
 	keys := make(map[peer.ID]key, len(out))
 	for _, p := range out {
-		k := key{relay: slices.Contains(relays, p), unconnected: net.Connectedness(p) != network.Connected}
+		k := key{slow: m.sources[p].slow(now, m.cfg.SlowMemory), relay: slices.Contains(relays, p),
+			unconnected: net.Connectedness(p) != network.Connected}
 		if s := m.sources[p]; s != nil {
 			k.inflight, k.ewma = s.inflight, s.ewma
 		}
@@ -536,6 +581,8 @@ func (m *Mesh) peersWith(c cid.Cid, tried map[peer.ID]bool) []peer.ID {
 	}
 	less := func(a, b key) bool {
 		switch {
+		case a.slow != b.slow: // cut below the floor lately: last
+			return !a.slow
 		case a.relay != b.relay:
 			return !a.relay
 		case a.unconnected != b.unconnected:

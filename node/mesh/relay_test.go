@@ -455,6 +455,7 @@ func TestRelayAsksTheFragmentsRelayAgainBeforeTheWAN(t *testing.T) {
 	src.left.Store(2)
 	h1.RemoveStreamHandler(p2p.FragmentProtocol)
 	h1.RemoveStreamHandler(p2p.FragmentProtocolRedirect)
+	h1.RemoveStreamHandler(p2p.FragmentProtocolSized)
 	if err := p2p.ServeFragments(h1, p2p.FragmentServerConfig{Source: src}); err != nil {
 		t.Fatal(err)
 	}
