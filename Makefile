@@ -10,7 +10,7 @@ export GOFLAGS ?= -buildvcs=false
 # go.mod stays at go 1.26, so a plain `go build` with the local Go still works.
 export GOTOOLCHAIN ?= go1.27.3
 
-.PHONY: help build test vulncheck e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
+.PHONY: help build test vulncheck package package-test e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ test: ## unit and in-process integration tests, with -race
 
 vulncheck: ## govulncheck against an offline, pinned Go vulnerability database; fails on reachable findings with a fix
 	@GO="$(GO)" ./scripts/vulncheck.sh
+
+package: ## .deb and .rpm of relaymesh (nfpm): binary with VERSION stamped, systemd units, /etc/relaymesh, man page; out/package/
+	@GO="$(GO)" ./scripts/package.sh
+
+package-test: ## build the packages at two versions; systemd-analyze verify; install, upgrade, purge the .deb in a scratch root
+	@GO="$(GO)" ./scripts/package-test.sh
 
 e2e: ## end-to-end tests with real processes (also part of make test)
 	@if [ -d e2e ]; then \
