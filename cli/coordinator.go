@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/relaymesh/relaymesh/console"
 	"github.com/relaymesh/relaymesh/coordinator"
 )
 
@@ -76,6 +77,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 						cfg.NoFeedback = v
 					}
 					cfg.Logger = a.log
+					cfg.Console = console.Handler
 					if err := cfg.Validate(); err != nil {
 						return usageErrorf("coordinator serve: %v", err)
 					}

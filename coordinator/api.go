@@ -132,7 +132,20 @@ func (c *Coordinator) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Stats())
 	})
-	return c.authenticate(mux)
+	return c.mountConsole(c.authenticate(mux))
+}
+
+// mountConsole serves the web console (Config.Console) beside the JSON
+// API: /v1/ stays behind the bearer token, every other path is the
+// console's, which has its own session login.
+func (c *Coordinator) mountConsole(api http.Handler) http.Handler {
+	if c.cfg.Console == nil {
+		return api
+	}
+	root := http.NewServeMux()
+	root.Handle("/v1/", api)
+	root.Handle("/", c.cfg.Console(c))
+	return root
 }
 
 func nilToEmpty(s []string) []string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -69,6 +70,9 @@ type Config struct {
 	Now    func() time.Time `yaml:"-"`
 	// Shaper paces fragment uploads (the simulator's network); nil = none.
 	Shaper p2p.Shaper `yaml:"-"`
+	// Console, when set, builds the web console served on the admin
+	// listener beside /v1/ (package console; `coordinator serve` sets it).
+	Console func(*Coordinator) http.Handler `yaml:"-"`
 }
 
 // Limits' defaults: an archive above 8 GiB is a mistake (a 1 TiB manifest

@@ -205,7 +205,10 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		scheme = "https"
 	}
 	c.apiAddr = scheme + "://" + ln.Addr().String()
-	c.api = &http.Server{Handler: c.apiHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelDebug)}
+	// Requests' contexts end with the coordinator's, so long-lived ones
+	// (the console's event streams) let Close's Shutdown finish.
+	c.api = &http.Server{Handler: c.apiHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
