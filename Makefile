@@ -10,7 +10,7 @@ export GOFLAGS ?= -buildvcs=false
 # go.mod stays at go 1.26, so a plain `go build` with the local Go still works.
 export GOTOOLCHAIN ?= go1.27.3
 
-.PHONY: help build test vulncheck package package-test e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
+.PHONY: help build test console-screenshots vulncheck package package-test e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ build: ## build bin/relaymesh
 
 test: ## unit and in-process integration tests, with -race
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+console-screenshots: ## drive the web console in headless Chromium (Debian's chromium) and save docs/console/*.png
+	RELAYMESH_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestConsoleInBrowser$$' -v ./integration/
 
 vulncheck: ## govulncheck against an offline, pinned Go vulnerability database; fails on reachable findings with a fix
 	@GO="$(GO)" ./scripts/vulncheck.sh

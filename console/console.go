@@ -237,8 +237,12 @@ func (k *Console) login(w http.ResponseWriter, r *http.Request) {
 		k.loginPage(w, r, http.StatusBadRequest, "cannot read the form: "+err.Error())
 		return
 	}
+	if !sameOrigin(r) {
+		k.loginPage(w, r, http.StatusForbidden, fmt.Sprintf("refused: the login form was posted from another origin (%s)", r.Header.Get("Origin")))
+		return
+	}
 	ck, err := r.Cookie(cookieLogin)
-	if err != nil || !sameOrigin(r) || !equalSecret(r.PostForm.Get(fieldCSRF), ck.Value) {
+	if err != nil || !equalSecret(r.PostForm.Get(fieldCSRF), ck.Value) {
 		k.loginPage(w, r, http.StatusForbidden, "refused: the login form's CSRF token is missing or wrong; submit the form again")
 		return
 	}

@@ -194,11 +194,11 @@ func TestFleetSearch(t *testing.T) {
 		t.Fatal("a node name went into the page unescaped")
 	}
 	for q, want := range map[string]string{
-		"q=plant-2":                  "plant-2",
-		"site=store":                 "store-1",
-		"tag=prod":                   "plant-1 plant-2",
-		"os=windows":                 "store-1",
-		"state=offline":              "",
+		"q=plant-2":                        "plant-2",
+		"site=store":                       "store-1",
+		"tag=prod":                         "plant-1 plant-2",
+		"os=windows":                       "store-1",
+		"state=offline":                    "",
 		"state=alive&site=plant&q=plant-1": "plant-1",
 	} {
 		got := rows(b.get("/fleet?" + q))

@@ -51,6 +51,19 @@ type versionCount struct {
 type siteRow struct {
 	coordinator.SiteView
 	Versions []versionCount
+	Relays   []relay
+}
+
+// relay is a site's relay as the page shows it: the name, the ID on hover.
+type relay struct{ Name, ID string }
+
+// relayOf splits SiteView's "name (id)".
+func relayOf(s string) relay {
+	name, id, ok := strings.Cut(s, " (")
+	if !ok {
+		return relay{Name: s}
+	}
+	return relay{Name: name, ID: strings.TrimSuffix(id, ")")}
 }
 
 type fleetData struct {
@@ -101,6 +114,9 @@ func (k *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 	d.SiteOpts, d.TagOpts, d.OSOps = sortedKeys(sites), sortedKeys(tags), sortedKeys(oses)
 	for _, sv := range k.c.Sites() {
 		row := siteRow{SiteView: sv}
+		for _, r := range sv.Relays {
+			row.Relays = append(row.Relays, relayOf(r))
+		}
 		for v, n := range versions[sv.Site] {
 			row.Versions = append(row.Versions, versionCount{v, n})
 		}

@@ -104,8 +104,8 @@ func bytesPlot(v *coordinator.DeploymentView, sites map[string]coordinator.SiteV
 		top = max(top, fetched[s], sites[s].WANIn)
 	}
 	scale := float64(top) * 1.05
-	const labelW = 96
-	x0, x1 := float64(labelW), float64(plotW-padR)
+	const labelW, valueW = 96, 64 // site names left, byte counts right of the bars
+	x0, x1 := float64(labelW), float64(plotW-padR-valueW)
 	px := func(n int64) float64 { return x0 + (x1-x0)*float64(n)/scale }
 	for i, s := range names {
 		y := float64(padTop + i*rowH)

@@ -33,6 +33,9 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   es.addEventListener("done", function (e) {
     es.close();
+    // A finished deployment has nothing left to cancel.
+    var cancel = document.getElementById("cancel-form");
+    if (cancel && (e.data === "COMPLETED" || e.data === "CANCELLED")) { cancel.remove(); }
     if (status) { status.textContent = "Finished: " + e.data + "."; }
   });
   es.addEventListener("error", function () {
