@@ -263,6 +263,7 @@ func TestCreateRefusesBadInput(t *testing.T) {
 		{url.Values{"package": {pkg}, "site": {"nowhere"}}, "nowhere"},
 		{url.Values{"package": {pkg}, "all": {"on"}, "window": {"Xyz 01:00-02:00"}}, "Xyz"},
 		{url.Values{"package": {pkg}, "all": {"on"}, "mode": {"sideways"}}, `mode &#34;sideways&#34;`},
+		{url.Values{"package": {pkg}, "all": {"on"}, "expires": {"1000h"}}, "maximum order lifetime"},
 	} {
 		wantCode(t, b.postCSRF("/deployments/confirm", c.form), http.StatusBadRequest, c.want)
 	}

@@ -29,6 +29,7 @@ type deployForm struct {
 	Reboot    string
 	Timeout   string
 	Prefetch  bool
+	Downgrade bool
 }
 
 func readDeployForm(f url.Values) deployForm {
@@ -38,6 +39,7 @@ func readDeployForm(f url.Values) deployForm {
 		Window: strings.TrimSpace(f.Get("window")), Expires: strings.TrimSpace(f.Get("expires")),
 		Priority: strings.TrimSpace(f.Get("priority")), Mode: f.Get("mode"), Reboot: f.Get("reboot"),
 		Timeout: strings.TrimSpace(f.Get("timeout")), Prefetch: f.Get("prefetch") == "on",
+		Downgrade: f.Get("allow_downgrade") == "on",
 	}
 }
 
@@ -47,6 +49,7 @@ func (f deployForm) request() (coordinator.DeployRequest, error) {
 	req := coordinator.DeployRequest{
 		Packages: f.Packages, Nodes: splitList(f.Nodes), Sites: f.Sites, Tags: f.Tags, OS: f.OS, All: f.All,
 		NotBefore: f.NotBefore, Window: f.Window, Expires: f.Expires, Reboot: f.Reboot, Timeout: f.Timeout, Prefetch: f.Prefetch,
+		AllowDowngrade: f.Downgrade,
 	}
 	switch f.Mode {
 	case "", "one-by-one":
@@ -120,17 +123,26 @@ func (k *Console) confirm(w http.ResponseWriter, r *http.Request, s *session) {
 		k.refuse(w, r, s, f, http.StatusBadRequest, err.Error())
 		return
 	}
-	if _, err := core.ParseWindow(req.Window); err != nil {
-		k.refuse(w, r, s, f, http.StatusBadRequest, err.Error())
-		return
-	}
-	targets, err := k.c.ResolveTargets(req)
+	// A dry run checks the whole request and resolves its targets
+	// without signing or recording anything.
+	req.DryRun = true
+	plan, err := k.c.CreateDeployment(req)
 	if err != nil {
 		k.refuse(w, r, s, f, statusOf(err), err.Error())
 		return
 	}
+	nodes := map[string]coordinator.NodeView{}
+	for _, n := range k.c.Nodes() {
+		nodes[n.ID] = n
+	}
 	d := k.formData(f)
-	d.Targets = targets
+	for _, t := range plan.Resolved {
+		n, ok := nodes[t.ID]
+		if !ok {
+			n = coordinator.NodeView{NodeRecord: coordinator.NodeRecord{ID: t.ID, Name: t.Name, Site: t.Site, OS: t.OS}}
+		}
+		d.Targets = append(d.Targets, n)
+	}
 	d.PackageNames = k.names(f.Packages)
 	d.ModeLabel = "one by one (a failure does not stop the rest)"
 	if req.Bulk {
