@@ -9,14 +9,17 @@ export GOFLAGS ?= -buildvcs=false
 # 1.26.9+/1.27.2+; go1.27.3 is the fixed toolchain the module proxy serves.
 # go.mod stays at go 1.26, so a plain `go build` with the local Go still works.
 export GOTOOLCHAIN ?= go1.27.3
+# The version relaymesh --version prints and nodes report; make build VERSION=v1.2.3.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS  ?= $(if $(VERSION),-X github.com/relaymesh/relaymesh/internal/version.stamp=$(VERSION))
 
 .PHONY: help build test console-screenshots vulncheck package package-test e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/relaymesh
-	$(GO) build -o $(BIN) .
+build: ## build bin/relaymesh, stamped with VERSION (default: git describe)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 test: ## unit and in-process integration tests, with -race
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

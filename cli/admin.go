@@ -205,7 +205,17 @@ func (a *app) nodesCommand() *cli.Command {
 					for _, n := range ns {
 						fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%s/%s\t%s\t%s\t%s\n", n.Site, n.Name, n.Alive, n.Relay, n.OS, n.Arch, n.Version, ago(n.LastSeen), n.ID)
 					}
-					return w.Flush()
+					if err := w.Flush(); err != nil {
+						return err
+					}
+					versions := make([]string, len(ns))
+					for i, n := range ns {
+						versions[i] = n.Version
+					}
+					if vs := coordinator.CountVersions(versions); len(vs) > 1 {
+						fmt.Fprintf(a.stdout, "warning: the fleet runs %d versions: %s\n", len(vs), coordinator.FormatVersions(vs))
+					}
+					return nil
 				},
 			},
 			{
@@ -265,9 +275,9 @@ func (a *app) sitesCommand() *cli.Command {
 					return a.printJSON(ss)
 				}
 				w := a.table()
-				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tRELAYS")
+				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tVERSIONS\tRELAYS")
 				for _, s := range ss {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn), strings.Join(s.Relays, ", "))
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn), siteVersions(s.Versions), strings.Join(s.Relays, ", "))
 				}
 				if err := w.Flush(); err != nil {
 					return err
@@ -285,3 +295,16 @@ func (a *app) sitesCommand() *cli.Command {
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+// siteVersions is a site's versions for a table cell: "v1.2" when all its
+// members run it, "v1.2 (3), v1.1 (1)" when mixed.
+func siteVersions(vs []coordinator.VersionCount) string {
+	if len(vs) == 1 {
+		return vs[0].Version
+	}
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = fmt.Sprintf("%s (%d)", v.Version, v.Nodes)
+	}
+	return strings.Join(parts, ", ")
+}

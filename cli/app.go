@@ -23,11 +23,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/relaymesh/relaymesh/internal/version"
 )
 
-// Version is the relaymesh version; set with
-// -ldflags "-X github.com/relaymesh/relaymesh/cli.Version=v1.2.3".
-var Version = "dev"
+// Version is the relaymesh version (internal/version: stamped by the
+// build, or read from the build information).
+var Version = version.String()
 
 // Exit codes.
 const (

@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/testlog"
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
@@ -54,8 +55,11 @@ func startCoord(t *testing.T) *testCoord {
 		admin: []string{"--coordinator-url", co.AdminURL(), "--admin-token", co.AdminToken()}}
 }
 
-// enroll enrolls a node named name in site.
-func (c *testCoord) enroll(site, name string) {
+// enroll enrolls a node named name in site, running v1.0.0.
+func (c *testCoord) enroll(site, name string) { c.enrollVersion(site, name, "v1.0.0") }
+
+// enrollVersion enrolls a node named name in site that runs version.
+func (c *testCoord) enrollVersion(site, name, version string) {
 	c.t.Helper()
 	tok, err := c.co.CreateToken(coordinator.TokenRequest{Site: site, Uses: 1})
 	if err != nil {
@@ -70,7 +74,7 @@ func (c *testCoord) enroll(site, name string) {
 		c.t.Fatal(err)
 	}
 	if _, err := c.co.Enroll(id, &core.EnrollRequest{Token: tok.Token,
-		Info: core.NodeInfo{Hostname: name, OS: "linux", Arch: "amd64", Version: "v1.0.0"}}); err != nil {
+		Info: core.NodeInfo{Hostname: name, OS: "linux", Arch: "amd64", Version: version}}); err != nil {
 		c.t.Fatal(err)
 	}
 	c.ids[name] = id.String()
@@ -99,18 +103,9 @@ func (c *testCoord) deployments() []*coordinator.DeploymentView {
 	return c.co.Deployments()
 }
 
-// testLog logs to t.Log, at warn and above: the coordinator's info lines
+// testLog logs to t at warn and above: the coordinator's info lines
 // would drown the command output the tests print.
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
+func testLog(t *testing.T) *slog.Logger { return testlog.New(t, slog.LevelWarn) }
 
 // A variable left in the shell (here from `token create --site paris`)
 // must not widen a deployment: issue 16's worst fault.
@@ -214,5 +209,41 @@ func TestDeployDryRun(t *testing.T) {
 	mustFailOneLine(t, run(t, append([]string{"deploy", "create", "--all", "--expires", "1000h", "--dry-run", pkg}, c.admin...)...), "expires")
 	if len(c.deployments()) != 1 {
 		t.Errorf("%d deployments, want 1", len(c.deployments()))
+	}
+}
+
+// nodes list and sites list say when the fleet runs several versions.
+func TestMixedVersionsShown(t *testing.T) {
+	t.Parallel()
+	c := startCoord(t)
+	c.fleet()
+	r := run(t, append([]string{"nodes", "list"}, c.admin...)...)
+	mustSucceed(t, r)
+	if strings.Contains(r.stdout, "warning") {
+		t.Errorf("nodes list warns about one version:\n%s", r.stdout)
+	}
+	c.enrollVersion("lyon", "lyon-2", "v1.1.0")
+	r = run(t, append([]string{"nodes", "list"}, c.admin...)...)
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "warning: the fleet runs 2 versions: v1.0.0 on 4 nodes, v1.1.0 on 1 node\n") {
+		t.Errorf("nodes list:\n%s", r.stdout)
+	}
+	r = run(t, append([]string{"sites", "list"}, c.admin...)...)
+	mustSucceed(t, r)
+	lines := strings.Split(r.stdout, "\n")
+	if !strings.Contains(lines[0], "VERSIONS") {
+		t.Fatalf("sites list has no VERSIONS column:\n%s", r.stdout)
+	}
+	var lyon, paris string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "lyon "):
+			lyon = l
+		case strings.HasPrefix(l, "paris "):
+			paris = l
+		}
+	}
+	if !strings.Contains(lyon, "v1.0.0 (1), v1.1.0 (1)") || !strings.Contains(paris, " v1.0.0 ") {
+		t.Errorf("sites list:\n%s", r.stdout)
 	}
 }

@@ -65,6 +65,8 @@ type Coordinator struct {
 
 	offload *offload
 
+	fleetVersions string // the set noteVersionsLocked last saw; under st.mu
+
 	api      *http.Server
 	apiAddr  string
 	pushq    chan pushJob
@@ -135,6 +137,7 @@ func Open(cfg Config) (*Coordinator, error) {
 		c.store.Close()
 		return nil, err
 	}
+	c.noteVersionsLocked()
 	return c, nil
 }
 

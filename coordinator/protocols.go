@@ -91,6 +91,7 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	}
 	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
 	c.st.known.Store(id, struct{}{})
+	c.noteVersionsLocked()
 	if c.host != nil {
 		p2p.Promote(c.host, from)
 	}
@@ -215,6 +216,9 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		c.st.savedSeen[node] = now
 	}
 	c.st.nodes[node] = &cp
+	if cp.Version != n.Version {
+		c.noteVersionsLocked()
+	}
 	c.st.mu.Unlock()
 	// The answer only reads: under the read lock, so a thousand nodes'
 	// heartbeats do not queue the origin's uploads and other readers.

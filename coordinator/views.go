@@ -200,13 +200,18 @@ type SiteView struct {
 	// Unreachable names the members some site peers cannot connect to
 	// (see NodeView.UnreachableBy).
 	Unreachable []string `json:"unreachable,omitempty"`
+	// Versions counts the members by the relaymesh version they last
+	// reported, most common first.
+	Versions []VersionCount `json:"versions"`
 }
 
 // Sites lists the sites with their members and current relays (as the
 // nodes last reported them).
 func (c *Coordinator) Sites() []SiteView {
 	m := map[string]*SiteView{}
+	versions := map[string][]string{}
 	for _, n := range c.Nodes() {
+		versions[n.Site] = append(versions[n.Site], n.Version)
 		s := m[n.Site]
 		if s == nil {
 			s = &SiteView{Site: n.Site, Relays: []string{}}
@@ -229,6 +234,7 @@ func (c *Coordinator) Sites() []SiteView {
 	}
 	out := make([]SiteView, 0, len(m))
 	for _, s := range m {
+		s.Versions = CountVersions(versions[s.Site])
 		out = append(out, *s)
 	}
 	slices.SortFunc(out, func(a, b SiteView) int { return strings.Compare(a.Site, b.Site) })

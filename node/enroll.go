@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/version"
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
@@ -75,8 +76,9 @@ const (
 	enrollRetryMax = time.Minute
 )
 
-// Version is the node version reported to the coordinator.
-var Version = "dev"
+// Version is the node version reported to the coordinator: this build's
+// (internal/version).
+var Version = version.String()
 
 // maxEnrollResponse bounds the coordinator's answer to an enrollment.
 const maxEnrollResponse = 4 << 20
