@@ -16,7 +16,11 @@ import (
 	"time"
 
 	"github.com/relaymesh/relaymesh/coordinator"
+	"golang.org/x/time/rate"
 )
+
+// loginBurst login attempts may come at once; then one a second.
+const loginBurst = 10
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -45,6 +49,9 @@ type Console struct {
 	live  *template.Template
 	sess  *sessions
 	mux   *http.ServeMux
+	// logins bounds login attempts, so the admin token cannot be guessed
+	// at network speed.
+	logins *rate.Limiter
 }
 
 // Handler is the console of c with default options: the value
@@ -68,7 +75,8 @@ func New(c *coordinator.Coordinator, opt Options) *Console {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	k := &Console{c: c, opt: opt, sess: &sessions{m: map[string]*session{}, ttl: opt.SessionTTL, now: opt.Now}}
+	k := &Console{c: c, opt: opt, sess: &sessions{m: map[string]*session{}, ttl: opt.SessionTTL, now: opt.Now},
+		logins: rate.NewLimiter(rate.Every(time.Second), loginBurst)}
 	k.parse()
 	k.routes()
 	return k
@@ -244,6 +252,10 @@ func (k *Console) login(w http.ResponseWriter, r *http.Request) {
 	ck, err := r.Cookie(cookieLogin)
 	if err != nil || !equalSecret(r.PostForm.Get(fieldCSRF), ck.Value) {
 		k.loginPage(w, r, http.StatusForbidden, "refused: the login form's CSRF token is missing or wrong; submit the form again")
+		return
+	}
+	if !k.logins.AllowN(k.opt.Now(), 1) {
+		k.loginPage(w, r, http.StatusTooManyRequests, "too many login attempts: wait a few seconds and try again")
 		return
 	}
 	if !equalSecret(r.PostForm.Get("token"), k.c.AdminToken()) {

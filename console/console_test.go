@@ -3,6 +3,7 @@ package console
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -455,5 +456,111 @@ func TestMountedBesideTheAPI(t *testing.T) {
 	}
 	if r := get("/login", ""); r.StatusCode != http.StatusOK || r.Header.Get("Content-Security-Policy") == "" {
 		t.Errorf("/login: %d CSP %q", r.StatusCode, r.Header.Get("Content-Security-Policy"))
+	}
+}
+
+func TestLoginAttemptsAreLimited(t *testing.T) {
+	e := newEnv(t, false)
+	at := time.Now()
+	e.k.opt.Now = func() time.Time { return at }
+	b := e.browser()
+	for i := range loginBurst {
+		b.get("/login")
+		wantCode(t, b.postCSRF("/login", url.Values{"token": {fmt.Sprintf("guess-%02d-xxxxxxxxxxxx", i)}}), http.StatusUnauthorized)
+	}
+	b.get("/login")
+	wantCode(t, b.postCSRF("/login", url.Values{"token": {e.c.AdminToken()}}), http.StatusTooManyRequests, "too many login attempts")
+	at = at.Add(time.Second)
+	b.get("/login")
+	if r := b.postCSRF("/login", url.Values{"token": {e.c.AdminToken()}}); r.code != http.StatusSeeOther {
+		t.Fatalf("login a second later: %d, want 303", r.code)
+	}
+}
+
+func TestFinishedDeploymentHasNoCancelButton(t *testing.T) {
+	e := newEnv(t, false)
+	e.enroll("plant", nil, "linux", "plant-1")
+	pkg := e.publish("agent")
+	dep := e.deploy(pkg, "plant-1")
+	b := e.browser()
+	b.login()
+	wantCode(t, b.get("/deployments/"+dep), http.StatusOK, `id="cancel-form"`)
+	e.report("plant-1", dep, core.StateSuccess, 0, "", 0)
+	r := b.get("/deployments/" + dep)
+	wantCode(t, r, http.StatusOK, "COMPLETED", "Validate")
+	if strings.Contains(r.body, `id="cancel-form"`) {
+		t.Error("a COMPLETED deployment still offers Cancel")
+	}
+}
+
+func TestPlots(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	row := func(name, site string, st core.State, after time.Duration, fetched int64) coordinator.RowView {
+		return coordinator.RowView{Name: name, Site: site, Row: coordinator.Row{State: st, Updated: t0.Add(after),
+			LastReport: t0.Add(after), BytesFetched: fetched}}
+	}
+	v := &coordinator.DeploymentView{ID: "d-1", Created: t0, Nodes: []coordinator.RowView{
+		row("a", "<b>evil</b>", core.StateSuccess, 2*time.Second, 300),
+		row("b", "<b>evil</b>", core.ErrExecute, 4*time.Second, 300),
+		row("c", "lab", core.StateDownloading, 0, 100),
+	}}
+	done := string(completionPlot(v, t0))
+	for _, want := range []string{"2 of 3 finished, 1 succeeded", `class="line-done"`, `class="line-ok"`, "finished (2)", "succeeded (1)"} {
+		if !strings.Contains(done, want) {
+			t.Errorf("completion plot lacks %q:\n%s", want, done)
+		}
+	}
+	bytes := string(bytesPlot(v, map[string]coordinator.SiteView{"<b>evil</b>": {WANIn: 300}, "lab": {WANIn: 100}}, 300))
+	if strings.Contains(bytes, "<b>") || !strings.Contains(bytes, "&lt;b&gt;evil&lt;/b&gt;") {
+		t.Errorf("site name not escaped in the bytes plot:\n%s", bytes)
+	}
+	for _, want := range []string{"nodes fetched 600 B", "WAN in 300 B", "package 300 B"} {
+		if !strings.Contains(bytes, want) {
+			t.Errorf("bytes plot lacks %q", want)
+		}
+	}
+	if empty := string(completionPlot(&coordinator.DeploymentView{ID: "d-2"}, t0)); !strings.Contains(empty, "no node has finished yet") {
+		t.Errorf("empty completion plot: %s", empty)
+	}
+}
+
+// TestEventStreamEndsWithTheCoordinator: an open event stream does not
+// hold the coordinator's Close (its HTTP shutdown waits for requests).
+func TestEventStreamEndsWithTheCoordinator(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := coordinator.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := coordinator.TestConfig(dir)
+	cfg.PushTimeout = 200 * time.Millisecond
+	cfg.Console = Handler
+	c, err := coordinator.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, c: c, nodes: map[string]*fakeNode{}}
+	e.enroll("plant", nil, "linux", "plant-1")
+	dep := e.deploy(e.publish("agent"), "plant-1")
+	// Log in on the admin listener itself.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	b := e.browserAt(c.AdminURL(), &http.Client{Transport: tr})
+	b.login()
+	req, _ := http.NewRequest(http.MethodGet, c.AdminURL()+"/deployments/"+dep+"/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil {
+		t.Fatalf("first line of the stream: %v", err)
+	}
+	start := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close with an event stream open: %v (after %s)", err, time.Since(start))
 	}
 }

@@ -135,16 +135,18 @@ func (e *env) deploy(pkg string, nodes ...string) string {
 type browser struct {
 	t    *testing.T
 	e    *env
+	base string
 	hc   *http.Client
 	csrf string
 }
 
-func (e *env) browser() *browser {
+func (e *env) browser() *browser { return e.browserAt(e.srv.URL, e.srv.Client()) }
+
+func (e *env) browserAt(base string, hc *http.Client) *browser {
 	jar, _ := cookiejar.New(nil)
-	hc := e.srv.Client()
 	hc.Jar = jar
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &browser{t: e.t, e: e, hc: hc}
+	return &browser{t: e.t, e: e, base: base, hc: hc}
 }
 
 var csrfRe = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
@@ -171,13 +173,13 @@ func (b *browser) do(req *http.Request) resp {
 
 func (b *browser) get(path string) resp {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, b.e.srv.URL+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
 	return b.do(req)
 }
 
 func (b *browser) post(path string, form url.Values) resp {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.do(req)
 }
