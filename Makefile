@@ -54,21 +54,23 @@ SIM_OUT   ?= out/sim
 SIM_SET   ?= failover corrupt-peer partition late-join slow-peer
 BENCH_SET ?= bench-4x8 bench-20x20 bench-20x50
 
-sim: ## fault scenarios (failover corrupt-peer partition late-join slow-peer): tables, SIM_OUT/NAME/{report.json,*.svg}
-	@set -e; for s in $(SIM_SET); do \
+sim: ## fault scenarios (failover corrupt-peer partition late-join slow-peer): tables, SIM_OUT/NAME/{report.json,*.svg}; fails when a scenario's bounds break
+	@$(GO) build -o $(BIN) . && failed=""; for s in $(SIM_SET); do \
 		echo "== sim $$s"; \
-		$(GO) run . --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s; \
-	done
+		$(BIN) --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "sim: bounds broken or run failed in:$$failed" >&2; exit 1; fi
 
 bench: ## Go benchmarks of every package, then bench-sim
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS)
 	@$(MAKE) --no-print-directory bench-sim
 
 bench-sim: ## distribution benchmarks only (bench-4x8, bench-20x50): tables, SIM_OUT/NAME/
-	@set -e; for s in $(BENCH_SET); do \
+	@$(GO) build -o $(BIN) . && failed=""; for s in $(BENCH_SET); do \
 		echo "== bench $$s"; \
-		$(GO) run . --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s; \
-	done
+		$(BIN) --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bench-sim: bounds broken or run failed in:$$failed" >&2; exit 1; fi
 
 fuzz: ## run every Fuzz target for $(FUZZTIME) each
 	@set -e; found=0; \

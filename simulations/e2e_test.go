@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"log/slog"
 	"math"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,6 +32,9 @@ coordinator_up: 80Mbit/s
 strategies: [mesh]
 timeout: 90s
 sites: {count: 2, nodes: 3, wan_up: 40Mbit/s, wan_down: 40Mbit/s, lan: 400Mbit/s, latency: 5ms, heterogeneity: 0.2}
+bounds:
+  - {metric: wan_in_over_size, max: 1.25}
+  - {metric: unfinished, max: 0}
 `
 
 // TestTinyMesh runs the real coordinator and six nodes in two sites over
@@ -71,6 +76,45 @@ func TestTinyMesh(t *testing.T) {
 		t.Errorf("t_last %v T* %v", r.TLast, r.TStar)
 	}
 	checkTimeline(t, tl.Bytes(), r, 8)
+	if len(rep.Bounds) != 2 || !rep.Bounds[0].OK || !rep.Bounds[1].OK {
+		t.Errorf("bounds %+v, want both checked and ok", rep.Bounds)
+	}
+}
+
+// TestRunFailsOnBrokenBound: a run whose result breaks a bound returns
+// ErrBoundBroken with the whole report, the broken bound marked.
+func TestRunFailsOnBrokenBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a fleet")
+	}
+	sc, err := ParseScenario([]byte(`
+name: broken
+seed: 1
+package_size: 512KiB
+fragment_size: 128KiB
+coordinator_up: 80Mbit/s
+strategies: [mesh]
+timeout: 60s
+sites: {count: 1, nodes: 2, wan_up: 40Mbit/s, wan_down: 40Mbit/s, lan: 400Mbit/s}
+bounds:
+  - {metric: succeeded, min: 3, why: "more nodes than the fleet has"}
+  - {metric: failed, max: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, sc, Options{Logger: testLogger(t), TempDir: t.TempDir()})
+	if !errors.Is(err, ErrBoundBroken) || !strings.Contains(err.Error(), "1 of 2 bounds") {
+		t.Fatalf("Run: %v, want ErrBoundBroken naming 1 of 2 bounds", err)
+	}
+	if rep == nil || len(rep.Results) != 1 || rep.Results[0].Succeeded != 2 {
+		t.Fatalf("report %+v, want the run's result (2 succeeded)", rep)
+	}
+	if len(rep.Bounds) != 2 || rep.Bounds[0].OK || !rep.Bounds[1].OK || rep.Bounds[0].Value != 2 {
+		t.Errorf("bounds %+v, want the first broken at 2, the second ok", rep.Bounds)
+	}
 }
 
 // checkTimeline checks a timeline file against its run: per node one

@@ -19,6 +19,8 @@ type Report struct {
 	Sites       []string `json:"sites"`
 	Results     []Result `json:"results"`
 	Notes       []string `json:"notes"`
+	// Bounds are the scenario's bounds checked against the results.
+	Bounds []BoundResult `json:"bounds"`
 }
 
 // Result is one strategy's run. Times are seconds from the deployment,
@@ -104,6 +106,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	r.writeBounds(w)
 	return nil
 }
 

@@ -63,6 +63,11 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 			return rep, err
 		}
 	}
+	var broken int
+	rep.Bounds, broken = checkBounds(sc.Bounds, rep)
+	if broken > 0 {
+		return rep, fmt.Errorf("%w: %d of %d bounds of %s broken (see the bound lines above)", ErrBoundBroken, broken, len(rep.Bounds), sc.Name)
+	}
 	return rep, nil
 }
 

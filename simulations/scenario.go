@@ -42,7 +42,10 @@ type Scenario struct {
 	Timeout       string   `yaml:"timeout"`
 	Sites         Sites    `yaml:"sites"`
 	Faults        []Fault  `yaml:"faults"`
-	Tuning        Tuning   `yaml:"tuning"`
+	// Bounds are what the run must show; Run returns ErrBoundBroken when
+	// a result breaks one (make sim and make bench-sim then fail).
+	Bounds []Limit `yaml:"bounds"`
+	Tuning Tuning  `yaml:"tuning"`
 
 	// Parsed values, unscaled, in bytes and bytes/s; set by Validate.
 	s parsed `yaml:"-"`
@@ -181,6 +184,11 @@ func (sc *Scenario) Validate() error {
 			return err
 		}
 		p.faults = append(p.faults, f)
+	}
+	for i := range sc.Bounds {
+		if err := sc.validateBound(i, bad); err != nil {
+			return err
+		}
 	}
 	sc.s = p
 	return nil

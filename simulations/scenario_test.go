@@ -35,6 +35,12 @@ func TestScenarioValidation(t *testing.T) {
 		{"corrupt later", goodScenario + "faults: [{kind: corrupt-peer, site: 1, node: 1, at: 5s}]\n", "faults[0].at"},
 		{"heterogeneity", goodScenario + "tuning: {gossip: wan}\n", "tuning.gossip"},
 		{"timeout", goodScenario + "timeout: forever\n", "timeout"},
+		{"bound metric", goodScenario + "bounds: [{metric: speed, max: 1}]\n", "bounds[0].metric"},
+		{"bound strategy", goodScenario + "strategies: [mesh]\nbounds: [{strategy: direct, metric: failed, max: 0}]\n", "bounds[0].strategy"},
+		{"bound without limit", goodScenario + "bounds: [{metric: failed}]\n", "bounds[0].max"},
+		{"bound min above max", goodScenario + "bounds: [{metric: succeeded, min: 5, max: 2}]\n", "bounds[0].min"},
+		{"bound site of a fleet metric", goodScenario + "bounds: [{metric: failed, site: 1, max: 0}]\n", "bounds[0].site"},
+		{"bound site out of range", goodScenario + "bounds: [{metric: wan_in_over_size, site: 3, max: 1.1}]\n", "bounds[0].site"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
