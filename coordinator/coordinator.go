@@ -64,6 +64,7 @@ type Coordinator struct {
 	counters Counters
 
 	offload *offload
+	lists   memberLists
 
 	fleetVersions string // the set noteVersionsLocked last saw; under st.mu
 

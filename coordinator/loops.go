@@ -103,6 +103,7 @@ func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.En
 	var (
 		addrs  []string
 		relays []core.Member
+		list   *core.Envelope
 	)
 	if n != nil {
 		addrs = n.Addrs
@@ -111,6 +112,10 @@ func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.En
 		}
 		if n.Relay {
 			relays = c.otherRelaysLocked(n.Site)
+		}
+		var err error
+		if list, err = c.memberListLocked(n.Site); err != nil {
+			c.log.Error("push: cannot sign the member list; pushing without it", "node", node, "err", err)
 		}
 	}
 	c.st.mu.RUnlock()
@@ -128,7 +133,7 @@ func (c *Coordinator) pushTo(ctx context.Context, node string, orders []*core.En
 		c.log.Debug("push: node unreachable, it will catch up on sync", "node", node, "err", err)
 		return
 	}
-	if _, err := p2p.Call[core.OrdersPush, core.OrdersAck](ctx, c.host, pid, core.ProtoOrders, &core.OrdersPush{Orders: orders, Relays: relays}, maxAckBytes); err != nil {
+	if _, err := p2p.Call[core.OrdersPush, core.OrdersAck](ctx, c.host, pid, core.ProtoOrders, &core.OrdersPush{Orders: orders, Relays: relays, MemberList: list}, maxAckBytes); err != nil {
 		c.log.Debug("push failed, node will catch up on sync", "node", node, "err", err)
 	}
 }

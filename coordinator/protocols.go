@@ -86,10 +86,13 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	applyInfo(n, &req.Info, now)
 	t := *tok
 	t.Used++
-	if err := c.st.write(jsonPair(keyNode+id, n), jsonPair(keyToken+t.Hash, &t)); err != nil {
+	// The site's member lists change: a new version, written with the node.
+	ver, verPair := c.bumpMembersLocked()
+	if err := c.st.write(jsonPair(keyNode+id, n), jsonPair(keyToken+t.Hash, &t), verPair); err != nil {
 		return nil, err
 	}
 	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
+	c.st.members = ver
 	c.st.known.Store(id, struct{}{})
 	c.noteVersionsLocked()
 	if c.host != nil {
@@ -98,6 +101,10 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	c.log.Info("node enrolled", "node", id, "name", n.Name, "site", n.Site)
 	keys := make([][]byte, len(c.gossipKeys))
 	copy(keys, c.gossipKeys)
+	list, err := c.memberListLocked(n.Site)
+	if err != nil {
+		return nil, err
+	}
 	return &core.EnrollResponse{
 		NodeID:      id,
 		Site:        n.Site,
@@ -108,6 +115,7 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 		SiteMembers: c.siteMembersLocked(n.Site, id, now),
 
 		MaxOrderLifetime: int64(c.cfg.maxOrderLifetime() / time.Second),
+		MemberList:       list,
 	}, nil
 }
 
@@ -207,13 +215,24 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	}
 	// Persist a heartbeat when something but the time changed, or the
 	// stored last-seen is getting old; memory always has the latest.
-	if !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr || cp.Relay != n.Relay ||
-		cp.Name != n.Name || cp.Version != n.Version || !slices.Equal(cp.Unreachable, n.Unreachable) || now.Sub(c.st.savedSeen[node]) > time.Minute {
-		if err := c.st.write(jsonPair(keyNode+node, &cp)); err != nil {
+	// A relay flag or a name is in the member lists: a change is a new
+	// membership version, written with the record.
+	listed := cp.Relay != n.Relay || cp.Name != n.Name
+	if listed || !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr ||
+		cp.Version != n.Version || !slices.Equal(cp.Unreachable, n.Unreachable) || now.Sub(c.st.savedSeen[node]) > time.Minute {
+		pairs := []kvPair{jsonPair(keyNode+node, &cp)}
+		ver := c.st.members
+		if listed {
+			var p kvPair
+			ver, p = c.bumpMembersLocked()
+			pairs = append(pairs, p)
+		}
+		if err := c.st.write(pairs...); err != nil {
 			c.st.mu.Unlock()
 			return nil, err
 		}
 		c.st.savedSeen[node] = now
+		c.st.members = ver
 	}
 	c.st.nodes[node] = &cp
 	if cp.Version != n.Version {
@@ -233,6 +252,13 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		resp.SiteMembers = c.siteMembersLocked(cp.Site, node, now)
 	}
 	resp.UnreachableBy = c.unreachableByLocked(&cp, now)
+	if req.MembersVersion < max(c.st.members, 1) {
+		list, err := c.memberListLocked(cp.Site)
+		if err != nil {
+			return nil, err
+		}
+		resp.MemberList = list
+	}
 	return resp, nil
 }
 

@@ -25,6 +25,7 @@ const (
 	keyDeploy  = "d/" // d/<deployment id> → Deployment
 	keyRow     = "r/" // r/<deployment id>/<node id> → Row
 	keySeq     = "meta/order-seq"
+	keyMembers = "meta/members-version"
 )
 
 // maxTxnBytes keeps one KV transaction well under badger's batch limit.
@@ -43,6 +44,9 @@ type state struct {
 	deps     map[string]*Deployment
 	rows     map[string]map[string]*Row // deployment → node → row
 	seq      uint64
+	// members is the fleet membership version: it grows with every change
+	// a member list shows (an enrollment, a relay flag), see memberlist.go.
+	members uint64
 	// savedSeen is the last-seen time last written per node, so heartbeats
 	// are persisted about once a minute, not on every sync.
 	savedSeen map[string]time.Time
@@ -190,6 +194,11 @@ func loadState(kv cache.KV) (*state, error) {
 		s.seq = binary.BigEndian.Uint64(v)
 	} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return nil, fmt.Errorf("coordinator: state %s: %w", keySeq, err)
+	}
+	if v, err := kv.Get(keyMembers); err == nil && len(v) == 8 {
+		s.members = binary.BigEndian.Uint64(v)
+	} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
+		return nil, fmt.Errorf("coordinator: state %s: %w", keyMembers, err)
 	}
 	return s, nil
 }

@@ -27,4 +27,5 @@ var (
 	ErrBadWindow      = errors.New("core: invalid maintenance window")
 	ErrBadReceipt     = errors.New("core: invalid status receipt")
 	ErrBadScan        = errors.New("core: invalid scan report")
+	ErrBadMemberList  = errors.New("core: invalid member list")
 )

@@ -104,7 +104,7 @@ func OpenReceipt(e *Envelope, keys map[string]ed25519.PublicKey) (*Receipt, erro
 // knownType reports whether typ is a payload type an Envelope may carry.
 func knownType(typ string) bool {
 	switch typ {
-	case TypeOrder, TypeStatus, TypeReceipt, TypeScan:
+	case TypeOrder, TypeStatus, TypeReceipt, TypeScan, TypeMemberList:
 		return true
 	}
 	return false

@@ -69,6 +69,9 @@ type EnrollResponse struct {
 	// (expires minus not-before), in seconds; the node pins it and refuses
 	// deploy orders that live longer. 0: no maximum (an older coordinator).
 	MaxOrderLifetime int64 `json:"max_order_lifetime_s,omitempty"`
+	// MemberList is the coordinator's signed MemberList (TypeMemberList)
+	// of the node's site, the node itself included.
+	MemberList *Envelope `json:"member_list,omitempty"`
 }
 
 // SyncRequest is a node's heartbeat and catch-up request: it asks for the
@@ -91,6 +94,9 @@ type SyncRequest struct {
 	// coordinator estimates the node's clock offset from them.
 	Clock   time.Time     `json:"clock,omitzero"`
 	LastRTT time.Duration `json:"last_rtt,omitempty"`
+	// MembersVersion is the version of the member list the node holds
+	// (0: none); the coordinator sends a newer one.
+	MembersVersion uint64 `json:"members_version,omitempty"`
 }
 
 // SyncResponse returns pending orders, in sequence order, and the site view.
@@ -100,6 +106,9 @@ type SyncResponse struct {
 	// UnreachableBy names the site members that reported they cannot
 	// connect to this node at the addresses it advertises.
 	UnreachableBy []string `json:"unreachable_by,omitempty"`
+	// MemberList, when the node's MembersVersion is behind, is the
+	// coordinator's signed MemberList (TypeMemberList) of its site.
+	MemberList *Envelope `json:"member_list,omitempty"`
 }
 
 // OrdersPush delivers signed orders; nodes verify each themselves.
@@ -109,6 +118,9 @@ type OrdersPush struct {
 	// sites: the origin may send this relay to them for fragments, and
 	// they may come to it.
 	Relays []Member `json:"relays,omitempty"`
+	// MemberList is the coordinator's current signed MemberList of the
+	// node's site, so that a relay named in Relays is admitted at once.
+	MemberList *Envelope `json:"member_list,omitempty"`
 }
 
 // MaxPushRelays bounds OrdersPush.Relays.

@@ -146,7 +146,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 		NodeID: resp.NodeID, Name: opts.Name, Site: resp.Site, Tags: resp.Tags,
 		Coordinator: opts.Coordinator, CoordinatorID: coord.ID.String(),
 		OrderKeys: resp.OrderKeys, SiteMembers: resp.SiteMembers, EnrolledAt: time.Now().UTC(),
-		MaxOrderLifetime: resp.MaxOrderLifetime,
+		MaxOrderLifetime: resp.MaxOrderLifetime, MemberList: resp.MemberList,
 	}
 	if e.NodeID != h.ID().String() {
 		return nil, fmt.Errorf("%w: coordinator enrolled node %q, this node is %s", ErrBadEnrollment, resp.NodeID, h.ID())

@@ -44,6 +44,9 @@ type Enrollment struct {
 	// (seconds from not-before to expiry) of a deploy order this node
 	// accepts; 0 (an enrollment from before the limit) has none.
 	MaxOrderLifetime int64 `json:"max_order_lifetime_s,omitempty"`
+	// MemberList is the coordinator's signed member list of the site as
+	// enrollment brought it; the node keeps newer ones in its KV.
+	MemberList *core.Envelope `json:"member_list,omitempty"`
 }
 
 // Validate checks that the enrollment is usable: the coordinator address

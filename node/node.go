@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -74,6 +75,13 @@ type Node struct {
 	sitePeers  map[peer.ID]bool
 	relayConns relayConns
 	reach      reachability
+
+	// The coordinator's member list: see members.go.
+	listMu       sync.Mutex // serialises adoptMemberList
+	listed       atomic.Pointer[listed]
+	unlistedMu   sync.Mutex
+	unlistedSeen map[string]bool // unlisted IDs seen since the last list
+	unlistedSync time.Time       // the last early sync they asked for
 
 	syncKick chan struct{}
 	lost     atomic.Bool // the coordinator connection was lost
@@ -168,6 +176,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	n.gater = &p2p.Gater{}
 	n.gater.Allow(n.coord.ID)
+	if err := n.loadMemberList(); err != nil {
+		return nil, err
+	}
 	if n.adv, err = newAdvertiser(cfg.Advertise, n.coord); err != nil {
 		return nil, err
 	}
@@ -261,9 +272,6 @@ func (n *Node) Host() host.Host { return n.h }
 
 // Store returns the node's fragment cache.
 func (n *Node) Store() cache.Store { return n.store }
-
-// AllowPeers lets site peers connect and fetch fragments.
-func (n *Node) AllowPeers(ids ...peer.ID) { n.gater.Allow(ids...) }
 
 // Enrollment returns what enroll recorded.
 func (n *Node) Enrollment() Enrollment { return *n.enr }

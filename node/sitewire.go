@@ -56,6 +56,7 @@ func (n *Node) startSite() error {
 	sc.Meta = n.siteMeta
 	sc.OnChange = n.onSiteChange
 	sc.OnMessage = n.onSiteMessage
+	sc.Admit = n.admitMember
 	if n.cfg.RelaysPerSite > 0 {
 		sc.RelaysPerSite = n.cfg.RelaysPerSite
 	}
@@ -147,7 +148,7 @@ func (n *Node) siteMeta() site.Meta {
 	return site.Meta{
 		NodeID: n.enr.NodeID, Site: n.enr.Site, P2PAddr: addr,
 		UpBps: uint64(n.cfg.UpBps), DownBps: uint64(n.cfg.DownBps),
-		RelayEligible: !n.cfg.NotRelay, FreeCacheBytes: free, StartedAt: n.started,
+		RelayEligible: !n.cfg.NotRelay && n.hasList(), FreeCacheBytes: free, StartedAt: n.started,
 		Version: Version, Distrust: n.mesh.Distrusted(),
 	}
 }
@@ -161,8 +162,9 @@ func (n *Node) republishMeta() {
 	}
 }
 
-// onSiteChange lets the site's members in through the gater, learns their
-// addresses and, when this node's relay role changed, tells the coordinator.
+// onSiteChange learns the addresses of the site's members (the view
+// holds listed members only; the gater admits them from the list) and,
+// when this node's relay role changed, tells the coordinator.
 func (n *Node) onSiteChange() {
 	m := n.members.Load()
 	if m == nil {
@@ -173,7 +175,6 @@ func (n *Node) onSiteChange() {
 		if err != nil || id == n.h.ID() {
 			continue
 		}
-		n.gater.Allow(id)
 		if a, err := ma.NewMultiaddr(mem.Meta.P2PAddr); err == nil {
 			n.h.Peerstore().AddAddr(id, a, peerstore.RecentlyConnectedAddrTTL)
 		}
@@ -251,6 +252,14 @@ func (n *Node) SiteMembers() int {
 		return len(m.Members())
 	}
 	return 0
+}
+
+// SiteStats returns the site membership's counters (zero without gossip).
+func (n *Node) SiteStats() site.Stats {
+	if m := n.members.Load(); m != nil {
+		return m.Stats()
+	}
+	return site.Stats{}
 }
 
 func (n *Node) gossipAddr() string {

@@ -67,13 +67,16 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	// highest sequence that it would still accept; it ignores those it
 	// holds already (intake).
 	req := &core.SyncRequest{AfterSeq: after, Window: core.ReplayWindow, Info: n.info(), SeenMembers: n.SiteMembers(),
-		Clock: n.cfg.now().UTC(), LastRTT: time.Duration(n.lastRTT.Load())}
+		Clock: n.cfg.now().UTC(), LastRTT: time.Duration(n.lastRTT.Load()), MembersVersion: n.membersVersion()}
 	sent := time.Now()
 	resp, err := p2p.Call[core.SyncRequest, core.SyncResponse](cctx, n.h, n.coord.ID, core.ProtoSync, req, maxSyncResponse)
 	if err != nil {
 		return fmt.Errorf("node: sync: %w", err)
 	}
 	n.lastRTT.Store(int64(time.Since(sent)))
+	if _, err := n.adoptMemberList(resp.MemberList); err != nil {
+		n.log.Warn("the coordinator's member list does not check out; keeping the one held", "err", err)
+	}
 	for _, env := range resp.Orders {
 		n.intake(env)
 	}
@@ -143,7 +146,10 @@ func (n *Node) handlePush(_ context.Context, from peer.ID, req *core.OrdersPush)
 		return nil, ErrClosed
 	}
 	if from == n.coord.ID {
-		n.allowRelays(req.Relays)
+		if _, err := n.adoptMemberList(req.MemberList); err != nil {
+			n.log.Warn("the member list pushed by the coordinator does not check out; keeping the one held", "err", err)
+		}
+		n.learnRelays(req.Relays)
 	}
 	accepted := 0
 	for _, env := range req.Orders {
@@ -161,17 +167,17 @@ func (n *Node) handlePush(_ context.Context, from peer.ID, req *core.OrdersPush)
 	return &core.OrdersAck{Accepted: accepted}, nil
 }
 
-// allowRelays lets in the other sites' relays the coordinator listed, and
-// learns their addresses: the origin may send this node, as a relay, to
-// them for fragments, and them to it. Entries that do not parse are
-// skipped.
-func (n *Node) allowRelays(ms []core.Member) {
+// learnRelays learns the addresses of the other sites' relays the
+// coordinator pushed: the origin may send this node, as a relay, to them
+// for fragments, and them to it. Only those on the signed member list get
+// through the gater (the push carries the list); entries that do not
+// parse are skipped.
+func (n *Node) learnRelays(ms []core.Member) {
 	for _, m := range ms[:min(len(ms), core.MaxPushRelays)] {
 		id, err := p2p.DecodePeerID(m.NodeID)
-		if err != nil || id == n.h.ID() {
+		if err != nil || id == n.h.ID() || !n.listedPeer(m.NodeID) {
 			continue
 		}
-		n.gater.Allow(id)
 		for _, a := range m.Addrs {
 			if addr, err := ma.NewMultiaddr(a); err == nil {
 				n.h.Peerstore().AddAddr(id, addr, peerstore.RecentlyConnectedAddrTTL)

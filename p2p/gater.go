@@ -44,6 +44,17 @@ func (g *Gater) Allow(ids ...peer.ID) {
 	}
 }
 
+// Replace makes ids the whole allowlist, dropping every other peer.
+func (g *Gater) Replace(ids ...peer.ID) {
+	allowed := make(map[peer.ID]struct{}, len(ids))
+	for _, id := range ids {
+		allowed[id] = struct{}{}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.allowed = allowed
+}
+
 // Revoke removes id from the allowlist.
 func (g *Gater) Revoke(id peer.ID) {
 	g.mu.Lock()

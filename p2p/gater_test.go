@@ -82,3 +82,17 @@ func TestGaterAllowRevoke(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestGaterReplace(t *testing.T) {
+	t.Parallel()
+	g := &Gater{}
+	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	g.Allow(a, b)
+	g.Replace(b, c)
+	if g.Allowed(a) || !g.Allowed(b) || !g.Allowed(c) {
+		t.Fatalf("after Replace(b, c): a %v b %v c %v, want false true true", g.Allowed(a), g.Allowed(b), g.Allowed(c))
+	}
+	if !g.InterceptPeerDial(c) || g.InterceptPeerDial(a) {
+		t.Fatal("dial gating does not follow the replaced allowlist")
+	}
+}

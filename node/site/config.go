@@ -64,6 +64,17 @@ type Config struct {
 	// owned by the callee.
 	OnMessage func(from string, msg []byte)
 
+	// Admit, when set, says which node IDs may be members of the site: the
+	// view (Members, Relays, the election) holds only members it admits,
+	// this node always, and messages that name another sender are dropped.
+	// The node answers from the coordinator's signed member list, so a
+	// process holding the gossip key but not enrolled is gossiped with by
+	// memberlist yet counts for nothing. It is called often, from
+	// memberlist's goroutines, under the view's lock: it must be fast, safe
+	// for concurrent use, and must not call the Membership. After its
+	// answers changed call Membership.Refresh. nil admits everyone.
+	Admit func(nodeID string) bool
+
 	// RelaysPerSite is the MultiRelayThreshold: a site with more live
 	// members than this elects ceil(members/RelaysPerSite) relays, at most
 	// MaxRelays.

@@ -29,6 +29,9 @@ type Stats struct {
 	// does not decode, a NodeID other than the member's name, or another
 	// site.
 	SkippedMembers int
+	// Unlisted is how many live gossip members the last view left out
+	// because Config.Admit refused them (not on the member list).
+	Unlisted int
 	// DroppedMessages counts received messages dropped: malformed, too
 	// large, or OnMessage too slow (queue full).
 	DroppedMessages uint64
@@ -48,6 +51,7 @@ type Membership struct {
 	claim    bool   // we compute ourselves as relay and say so in our meta
 	lastMeta []byte // last meta that encoded
 	skipped  int
+	unlisted int
 
 	// peers is this node's view, copied in memberlist's event callbacks:
 	// the *Node values memberlist.Members returns are updated in place
@@ -55,9 +59,10 @@ type Membership struct {
 	viewMu sync.Mutex
 	peers  map[string]memberlist.Node
 	// view is Members' result, rebuilt after the peers changed (nil).
-	view        []Member
-	viewRelays  []string
-	viewSkipped int
+	view         []Member
+	viewRelays   []string
+	viewSkipped  int
+	viewUnlisted int
 
 	seen    seenSet
 	dropped atomic.Uint64
@@ -191,13 +196,16 @@ func (m *Membership) peer(name string) (*memberlist.Node, bool) {
 	return &n, ok
 }
 
-// livePeers returns copies of the live (alive or suspect) members.
+// livePeers returns copies of the live (alive or suspect) members that
+// Config.Admit lets in.
 func (m *Membership) livePeers() []*memberlist.Node {
 	m.viewMu.Lock()
 	defer m.viewMu.Unlock()
 	out := make([]*memberlist.Node, 0, len(m.peers))
 	for _, n := range m.peers {
-		out = append(out, &n)
+		if m.admits(n.Name) {
+			out = append(out, &n)
+		}
 	}
 	return out
 }
@@ -216,20 +224,26 @@ func (m *Membership) snapshot() ([]Member, []string) {
 	m.viewMu.Lock()
 	defer m.viewMu.Unlock()
 	if m.view == nil {
-		m.view, m.viewSkipped = m.decodeViewLocked()
+		m.view, m.viewSkipped, m.viewUnlisted = m.decodeViewLocked()
 		m.viewRelays = m.relaysOf(m.view)
 	}
 	m.mu.Lock()
-	m.skipped = m.viewSkipped
+	m.skipped, m.unlisted = m.viewSkipped, m.viewUnlisted
 	m.mu.Unlock()
 	return slices.Clone(m.view), slices.Clone(m.viewRelays)
 }
 
-// decodeViewLocked decodes every peer's meta; viewMu is held.
-func (m *Membership) decodeViewLocked() ([]Member, int) {
+// decodeViewLocked decodes the meta of every peer Admit lets in; viewMu
+// is held. It returns the view, how many peers were skipped for their
+// meta and how many were not admitted.
+func (m *Membership) decodeViewLocked() ([]Member, int, int) {
 	out := make([]Member, 0, len(m.peers))
-	skipped := 0
+	skipped, unlisted := 0, 0
 	for _, n := range m.peers {
+		if !m.admits(n.Name) {
+			unlisted++
+			continue
+		}
 		meta, err := DecodeMeta(n.Meta)
 		if err != nil || meta.NodeID != n.Name || meta.Site != m.site {
 			skipped++
@@ -238,7 +252,22 @@ func (m *Membership) decodeViewLocked() ([]Member, int) {
 		out = append(out, Member{Meta: meta, Addr: n.Address()})
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Meta.NodeID, b.Meta.NodeID) })
-	return out, skipped
+	return out, skipped, unlisted
+}
+
+// admits reports whether Config.Admit lets nodeID into the view (this
+// node always).
+func (m *Membership) admits(nodeID string) bool {
+	return m.cfg.Admit == nil || nodeID == m.cfg.Name || m.cfg.Admit(nodeID)
+}
+
+// Refresh rebuilds the view and re-runs the election: call it after
+// Config.Admit's answers or Config.Meta changed.
+func (m *Membership) Refresh() {
+	m.viewMu.Lock()
+	m.view = nil
+	m.viewMu.Unlock()
+	m.trigger()
 }
 
 // Relays returns the node IDs of the site's elected relays, sorted, as this
@@ -291,7 +320,7 @@ func (m *Membership) updateNode() {
 func (m *Membership) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{SkippedMembers: m.skipped, DroppedMessages: m.dropped.Load()}
+	return Stats{SkippedMembers: m.skipped, Unlisted: m.unlisted, DroppedMessages: m.dropped.Load()}
 }
 
 // Leave tells the pool this node is leaving, waiting up to timeout for the
@@ -342,7 +371,7 @@ func (m *Membership) watch() {
 	defer m.wg.Done()
 	var last []Member
 	var lastRelays []string
-	lastSkipped := 0
+	lastSkipped, lastUnlisted := 0, 0
 	for {
 		select {
 		case <-m.stop:
@@ -354,7 +383,7 @@ func (m *Membership) watch() {
 		m.mu.Lock()
 		changedClaim := claim != m.claim
 		m.claim = claim
-		skipped := m.skipped
+		skipped, unlisted := m.skipped, m.unlisted
 		m.mu.Unlock()
 		if changedClaim {
 			m.log.Info("relay role changed", "relay", claim, "relays", relays)
@@ -364,6 +393,12 @@ func (m *Membership) watch() {
 		if skipped != lastSkipped {
 			m.log.Warn("members skipped: bad meta, name mismatch or other site", "count", skipped)
 			lastSkipped = skipped
+		}
+		if unlisted != lastUnlisted {
+			if unlisted > lastUnlisted {
+				m.log.Warn("gossip members not admitted (not on the member list) are ignored", "count", unlisted)
+			}
+			lastUnlisted = unlisted
 		}
 		if slices.EqualFunc(members, last, Member.equal) && slices.Equal(relays, lastRelays) {
 			continue

@@ -67,6 +67,12 @@ func peerID(i int) string { return fmt.Sprintf("12D3KooWTestNode%02d", i) }
 // startNode joins a node with bandwidth bps to seeds.
 func startNode(t *testing.T, id, site string, key []byte, bps uint64, seeds ...string) *testNode {
 	t.Helper()
+	return startNodeWith(t, id, site, key, bps, nil, seeds...)
+}
+
+// startNodeWith is startNode with mut applied to the config.
+func startNodeWith(t *testing.T, id, site string, key []byte, bps uint64, mut func(*Config), seeds ...string) *testNode {
+	t.Helper()
 	n := &testNode{id: id, msgs: make(chan received, 16)}
 	n.meta.Store(&Meta{
 		NodeID: id, Site: site, P2PAddr: "/ip4/127.0.0.1/tcp/4001",
@@ -85,6 +91,9 @@ func startNode(t *testing.T, id, site string, key []byte, bps uint64, seeds ...s
 	cfg.Meta = func() Meta { return *n.meta.Load() }
 	cfg.OnMessage = func(from string, msg []byte) {
 		n.msgs <- received{from, string(msg)}
+	}
+	if mut != nil {
+		mut(&cfg)
 	}
 	m, err := Join(cfg, seeds)
 	if err != nil {
@@ -390,4 +399,49 @@ func kinds(msgs [][]byte) []byte {
 		out = append(out, b[0])
 	}
 	return out
+}
+
+// TestAdmitKeepsUnlistedOut: a member holding the key but not admitted
+// (not on the member list) is gossiped with yet left out of the view,
+// never elected however much it claims, and its messages are dropped;
+// once admitted and refreshed it counts like any member.
+func TestAdmitKeepsUnlistedOut(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	var listed sync.Map
+	listed.Store(peerID(1), true)
+	listed.Store(peerID(2), true)
+	admit := func(c *Config) {
+		c.Admit = func(id string) bool { _, ok := listed.Load(id); return ok }
+	}
+	a := startNodeWith(t, peerID(1), "s", key, 1000, admit)
+	b := startNodeWith(t, peerID(2), "s", key, 1000, admit, a.m.LocalAddr())
+	out := startNode(t, peerID(3), "s", key, 1<<40, a.m.LocalAddr())
+	waitFor(t, "the outsider sees the site", func() bool { return len(out.m.Members()) == 3 })
+	waitFor(t, "the members hear of the outsider and leave it out", func() bool {
+		return a.m.Stats().Unlisted == 1 && b.m.Stats().Unlisted == 1
+	})
+	for _, n := range []*testNode{a, b} {
+		if k := len(n.m.Members()); k != 2 {
+			t.Fatalf("%s sees %d members, want 2", n.id, k)
+		}
+		if slices.Contains(n.m.Relays(), out.id) {
+			t.Fatalf("%s elected the unlisted outsider: %v", n.id, n.m.Relays())
+		}
+	}
+	dropped := a.m.Stats().DroppedMessages
+	if err := out.m.SendTo(a.id, []byte("from outside")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the outsider's message is dropped", func() bool { return a.m.Stats().DroppedMessages > dropped })
+	if err := a.m.SendTo(out.id, []byte("to outside")); !errors.Is(err, ErrUnknownNode) {
+		t.Fatalf("sending to an unlisted member: %v, want ErrUnknownNode", err)
+	}
+
+	listed.Store(peerID(3), true)
+	a.m.Refresh()
+	b.m.Refresh()
+	waitFor(t, "the admitted member is elected", func() bool {
+		return agree([]*testNode{a, b}, 3, out.id)
+	})
 }

@@ -58,7 +58,7 @@ func (m *Membership) SendTo(nodeID string, msg []byte) error {
 		return err
 	}
 	n, ok := m.peer(nodeID)
-	if !ok {
+	if !ok || !m.admits(nodeID) {
 		return fmt.Errorf("%w: %q", ErrUnknownNode, nodeID)
 	}
 	f, _ := m.frame(kindDirect, msg)
@@ -178,6 +178,11 @@ func (m *Membership) receive(b []byte) {
 	}
 	if len(msg) > m.cfg.MaxMessageSize {
 		m.drop("too large", len(b))
+		return
+	}
+	if !m.admits(from) {
+		// Not passed on either: a member list makes it noise.
+		m.drop("sender not admitted", len(b))
 		return
 	}
 	if kind != kindDirect {
