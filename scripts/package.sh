@@ -44,7 +44,7 @@ rm -rf "$stage"
 mkdir -p "$stage"
 echo "package: relaymesh $VERSION for linux/$arch"
 CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath \
-	-ldflags "-s -w -X github.com/relaymesh/relaymesh/cli.Version=$VERSION" \
+	-ldflags "-s -w -X github.com/relaymesh/relaymesh/internal/version.stamp=$VERSION" \
 	-o "$stage/relaymesh" .
 "$GO" run ./internal/tools/genman "$stage/relaymesh.1.gz"
 
