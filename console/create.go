@@ -83,6 +83,8 @@ type newData struct {
 	Targets                   []coordinator.NodeView
 	PackageNames              []string
 	ModeLabel                 string
+	// Plan is the coordinator's dry run: times and priority as resolved.
+	Plan *coordinator.DeploymentView
 }
 
 func (k *Console) formData(f deployForm) newData {
@@ -136,6 +138,7 @@ func (k *Console) confirm(w http.ResponseWriter, r *http.Request, s *session) {
 		nodes[n.ID] = n
 	}
 	d := k.formData(f)
+	d.Plan = plan
 	for _, t := range plan.Resolved {
 		n, ok := nodes[t.ID]
 		if !ok {

@@ -190,8 +190,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	shoot("deployment")
 	do("fleet again", chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(chromedp.ID("q")))
 	shoot("fleet")
-	do("list", chromedp.Navigate(base+"/deployments"), chromedp.WaitVisible(chromedp.CSS("tbody tr")))
-	shoot("deployments")
 	do("packages", chromedp.Navigate(base+"/packages"), chromedp.WaitVisible(chromedp.CSS("tbody tr")))
 	shoot("packages")
 
@@ -209,6 +207,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if v, _ := c.coord.Deployment(later.ID); v.State != coordinator.DeployCancelled {
 		t.Errorf("after cancel the coordinator has %s", v.State)
 	}
+
+	do("list", chromedp.Navigate(base+"/deployments"), chromedp.WaitVisible(chromedp.CSS("tbody tr")))
+	shoot("deployments")
 
 	// A same-origin POST with the session cookie but no CSRF token.
 	status := eval("csrf-less post", `fetch("/deployments/`+later.ID+`/validate", {method: "POST",
