@@ -47,7 +47,13 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func newCluster(t *testing.T, mutate func(*coordinator.Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, root: t.TempDir(), log: testLogger(t)}
+	return newClusterLog(t, testLogger(t), mutate)
+}
+
+// newClusterLog is newCluster whose coordinator and nodes log to log.
+func newClusterLog(t *testing.T, log *slog.Logger, mutate func(*coordinator.Config)) *cluster {
+	t.Helper()
+	c := &cluster{t: t, root: t.TempDir(), log: log}
 	dir := filepath.Join(c.root, "coordinator")
 	if _, err := coordinator.Init(dir); err != nil {
 		t.Fatal(err)

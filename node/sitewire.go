@@ -51,7 +51,9 @@ func (n *Node) startSite() error {
 	sc.AdvertiseAddr = gossipAdvertise(n.cfg, n.adv.route)
 	sc.Label = "relaymesh/" + n.enr.Site
 	sc.Keyring = keys
-	sc.Logger = n.log
+	// The membership names the node itself (node=<ID>): give it the
+	// logger without n.log's node= so a line carries the key once.
+	sc.Logger = n.cfg.logger()
 	sc.Transport = n.cfg.GossipTransport
 	sc.Meta = n.siteMeta
 	sc.OnChange = n.onSiteChange

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -34,9 +35,10 @@ const (
 func (n *Node) syncLoop() {
 	t := time.NewTimer(syncWait(n.cfg.SyncInterval, rand.Float64))
 	defer t.Stop()
+	var watch coordWatch
 	for {
-		if err := n.syncOnce(n.ctx); err != nil && n.ctx.Err() == nil {
-			n.log.Debug("sync failed", "err", err)
+		if err := n.syncOnce(n.ctx); n.ctx.Err() == nil {
+			watch.observe(n.log, err, time.Now())
 		}
 		select {
 		case <-n.ctx.Done():
@@ -46,6 +48,32 @@ func (n *Node) syncLoop() {
 		}
 		// Reset drops a fire not received yet (Go 1.23 timers).
 		t.Reset(syncWait(n.cfg.SyncInterval, rand.Float64))
+	}
+}
+
+// coordWatch turns the outcomes of syncs into one log line per change:
+// a warning when the coordinator stops answering, an info line when it
+// answers again. The failed retries in between are debug lines. Only the
+// sync loop uses it.
+type coordWatch struct {
+	down     bool
+	since    time.Time // when it went down
+	failures int       // syncs failed since
+}
+
+// observe records one sync's outcome (err nil: it answered).
+func (w *coordWatch) observe(log *slog.Logger, err error, now time.Time) {
+	switch {
+	case err == nil && w.down:
+		log.Info("coordinator reachable again", "down_for", now.Sub(w.since).Round(time.Second), "failed_syncs", w.failures)
+		*w = coordWatch{}
+	case err == nil:
+	case !w.down:
+		*w = coordWatch{down: true, since: now, failures: 1}
+		log.Warn("coordinator unreachable: new orders and status reports wait until it answers", "err", err)
+	default:
+		w.failures++
+		log.Debug("sync failed", "err", err, "failed_syncs", w.failures)
 	}
 }
 
