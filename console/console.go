@@ -33,7 +33,7 @@ type Options struct {
 	// SessionTTL is how long a login lasts (default 12h).
 	SessionTTL time.Duration
 	// Poll is how often a live page's event stream checks for changes
-	// (default 500ms).
+	// (default 1s).
 	Poll time.Duration
 	// StreamFor bounds one event stream; the browser reconnects (default 5m).
 	StreamFor time.Duration
@@ -64,7 +64,7 @@ func New(c *coordinator.Coordinator, opt Options) *Console {
 		opt.SessionTTL = 12 * time.Hour
 	}
 	if opt.Poll <= 0 {
-		opt.Poll = 500 * time.Millisecond
+		opt.Poll = time.Second
 	}
 	if opt.StreamFor <= 0 {
 		opt.StreamFor = 5 * time.Minute

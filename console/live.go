@@ -84,7 +84,9 @@ func (k *Console) liveOf(v *coordinator.DeploymentView) liveData {
 		case r.State.Final() && !r.LastReport.IsZero():
 			row.Duration = duration(r.Updated.Sub(t0))
 		case r.State != core.StateWaiting && !r.State.Final():
-			row.Duration = duration(now.Sub(t0)) + " so far"
+			// Whole seconds: the live stream sends the page part only when
+			// it changed, so a finer clock would resend it on every poll.
+			row.Duration = now.Sub(t0).Truncate(time.Second).String() + " so far"
 		}
 		d.Rows = append(d.Rows, row)
 	}

@@ -99,7 +99,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := f.waitAdmin(ctx); err != nil {
 		return err
 	}
-	say("coordinator up: admin API %s", f.cl.BaseURL)
+	say("coordinator up: admin API %s; web console %s/ while the demo runs (log in with %s)",
+		f.cl.BaseURL, f.cl.BaseURL, filepath.Join(f.coord, coordinator.FileAdminToken))
 
 	addrs, err := os.ReadFile(filepath.Join(f.coord, coordinator.FileP2PAddrs))
 	if err != nil {
