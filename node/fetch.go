@@ -224,7 +224,7 @@ func (n *Node) fetchMissing(ctx context.Context, pkgs []runner.Package) (int64, 
 					}
 					continue
 				}
-				err := n.fetchFragment(ctx, w.c, w.size)
+				err := n.fetchFragment(ctx, w.c, w.size, pick.endgame)
 				pick.finish(pulled)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
@@ -253,6 +253,7 @@ type picker struct {
 	mu       sync.Mutex
 	left     []want
 	pulls    int
+	inflight int // handed out and not finished
 	maxPulls int
 	avail    func() func(cid.Cid) bool // a snapshot of what the site holds
 	freed    chan struct{}             // signalled when a pull slot frees up
@@ -286,7 +287,21 @@ func (p *picker) next() (w want, pull, ok, done bool) {
 	return p.take(start), true, true, false
 }
 
+// endgameFragments: once nothing is left to hand out and at most this
+// many fragments are in flight, the download is in its endgame and a
+// late fragment may be hedged (see fetchHedged).
+const endgameFragments = 4
+
+// endgame reports whether every fragment has been handed out and at most
+// endgameFragments of them are still being fetched.
+func (p *picker) endgame() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.left) == 0 && p.inflight <= endgameFragments
+}
+
 func (p *picker) take(i int) want {
+	p.inflight++
 	w := p.left[i]
 	p.left[i] = p.left[len(p.left)-1]
 	p.left = p.left[:len(p.left)-1]
@@ -297,20 +312,24 @@ func (p *picker) take(i int) want {
 }
 
 func (p *picker) finish(pull bool) {
+	p.mu.Lock()
+	p.inflight--
 	if pull {
-		p.mu.Lock()
 		p.pulls--
-		p.mu.Unlock()
+	}
+	p.mu.Unlock()
+	if pull {
 		signal(p.freed)
 	}
 }
 
 // fetchFragment fetches one fragment into the cache, FragmentRetry tries.
-func (n *Node) fetchFragment(ctx context.Context, c cid.Cid, size int64) error {
+// In the endgame (endgame reports it) a late fetch is hedged.
+func (n *Node) fetchFragment(ctx context.Context, c cid.Cid, size int64, endgame func() bool) error {
 	var err error
 	for try := 1; try <= n.cfg.FragmentRetry; try++ {
 		var v core.Verified
-		if v, err = n.fetchOne(ctx, c, size); err == nil {
+		if v, err = n.fetchHedged(ctx, c, size, endgame); err == nil {
 			if err = cache.PutVerified(n.store, v); err == nil {
 				n.mesh.Have(c)
 				n.log.Debug("fragment stored", "cid", c, "bytes", size)
@@ -337,4 +356,97 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// fetchHedged is fetchOne with endgame hedging: when the download is in
+// its endgame and this fetch has been in flight longer than the site's
+// measured rate says it should (mesh.HedgeAfter), the fragment is asked of
+// one other site member that holds it too (mesh.Hedge: never the
+// coordinator, never over the WAN again), and the first verified answer
+// wins; the other request is cancelled. At most one hedge per fetch.
+func (n *Node) fetchHedged(ctx context.Context, c cid.Cid, size int64, endgame func() bool) (core.Verified, error) {
+	after, ok := n.mesh.HedgeAfter(size)
+	if endgame == nil || !ok {
+		return n.fetchOne(ctx, c, size)
+	}
+	due := make(chan struct{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTimer(after)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if endgame() {
+				close(due)
+				return
+			}
+			t.Reset(250 * time.Millisecond)
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	v, hedgeWon, err := hedged(ctx,
+		func(ctx context.Context) (core.Verified, error) { return n.fetchOne(ctx, c, size) },
+		func(ctx context.Context) (core.Verified, error) { return n.mesh.Hedge(ctx, c, size) },
+		due)
+	if hedgeWon {
+		n.mesh.HedgeWon()
+		n.log.Debug("fragment hedged: the second source answered first", "cid", c)
+	}
+	return v, err
+}
+
+// hedged runs primary; once due is closed (if primary has not ended) it
+// runs hedge beside it. The first success wins and the other is cancelled;
+// when both fail, primary's error is returned. It returns when both have
+// ended.
+func hedged(ctx context.Context, primary, hedge func(context.Context) (core.Verified, error),
+	due <-chan struct{},
+) (v core.Verified, hedgeWon bool, err error) {
+	type result struct {
+		v     core.Verified
+		err   error
+		hedge bool
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, 2)
+	running := 1
+	go func() {
+		v, err := primary(ctx)
+		results <- result{v, err, false}
+	}()
+	var primaryErr error
+	for running > 0 {
+		select {
+		case <-due:
+			due = nil
+			running++
+			go func() {
+				v, err := hedge(ctx)
+				results <- result{v, err, true}
+			}()
+		case r := <-results:
+			running--
+			if r.err == nil {
+				cancel()
+				for ; running > 0; running-- {
+					<-results
+				}
+				return r.v, r.hedge, nil
+			}
+			if !r.hedge {
+				primaryErr = r.err
+				due = nil // no hedge once the fetch it would hedge has ended
+			}
+		}
+	}
+	return core.Verified{}, false, primaryErr
 }

@@ -25,5 +25,5 @@ func (s refetchingStore) Refetch(ctx context.Context, c cid.Cid, size int64) err
 	if err := n.store.Delete(c); err != nil {
 		return fmt.Errorf("node: drop fragment %s: %w", c, err)
 	}
-	return n.fetchFragment(ctx, c, size)
+	return n.fetchFragment(ctx, c, size, nil)
 }

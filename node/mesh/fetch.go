@@ -325,10 +325,20 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		m.sources[p] = s
 	}
 	s.inflight++
+	if m.active[c] == nil {
+		m.active[c] = map[peer.ID]int{}
+	}
+	m.active[c][p]++
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		s.inflight--
+		if m.active[c][p]--; m.active[c][p] == 0 {
+			delete(m.active[c], p)
+			if len(m.active[c]) == 0 {
+				delete(m.active, c)
+			}
+		}
 		m.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.FragmentTimeout(maxSize))
@@ -355,6 +365,13 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 			s.ewma = bps
 		} else {
 			s.ewma = 0.7*s.ewma + 0.3*bps
+		}
+		if inSite && len(v.Bytes()) >= hedgeMeasureMin {
+			if m.siteRate == 0 {
+				m.siteRate = bps
+			} else {
+				m.siteRate = 0.7*m.siteRate + 0.3*bps
+			}
 		}
 	case errors.Is(err, core.ErrDigestMismatch):
 		s.banned = time.Now().Add(m.cfg.Penalty)

@@ -80,6 +80,9 @@ type Config struct {
 	FloorBps   int64
 	FloorGrace time.Duration
 	SlowMemory time.Duration
+	// HedgeMin is the shortest a fragment is in flight before a hedge
+	// (see Hedge, HedgeAfter) may be sent for it (default 1 s).
+	HedgeMin time.Duration
 	// AnnounceInterval batches "have" announcements.
 	AnnounceInterval time.Duration
 	// ReannounceInterval re-gossips every stored fragment, so members
@@ -155,14 +158,18 @@ type Mesh struct {
 	dir     map[cid.Cid]map[peer.ID]struct{} // who in the site has what
 	pending []cid.Cid                        // to announce
 	sources map[peer.ID]*source
-	flights map[cid.Cid]*flight   // relay pull-through in progress
-	recent  map[cid.Cid][]peer.ID // a relay's latest downloaders per fragment (tracker.go)
-	stats   Stats
-	known   map[string]bool  // members seen at the last MembersChanged
-	live    map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
-	haveCh  chan struct{}    // closed when the directory gains an entry
-	sending bool             // a newcomers' send is running
-	greet   []string         // newcomers waiting for it
+	flights map[cid.Cid]*flight         // relay pull-through in progress
+	recent  map[cid.Cid][]peer.ID       // a relay's latest downloaders per fragment (tracker.go)
+	active  map[cid.Cid]map[peer.ID]int // fetches under way: fragment, source, count
+	// siteRate is the moving average rate of whole fragments fetched
+	// from site members, bytes/s (see HedgeAfter).
+	siteRate float64
+	stats    Stats
+	known    map[string]bool  // members seen at the last MembersChanged
+	live     map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
+	haveCh   chan struct{}    // closed when the directory gains an entry
+	sending  bool             // a newcomers' send is running
+	greet    []string         // newcomers waiting for it
 
 	upSem          chan struct{} // upstream fetch slots
 	siteServe      chan struct{} // a relay's uploads to its own site
@@ -178,8 +185,9 @@ type Stats struct {
 	// relay, sent there by a busy origin.
 	FromOtherSites  int
 	Corrupt, Failed int
-	// TooSlow counts sources cut below the floor.
-	TooSlow int
+	// TooSlow counts sources cut below the floor; Hedges the hedged
+	// requests sent (Hedge) and HedgeWins those that answered first.
+	TooSlow, Hedges, HedgeWins int
 	// BusyAnswers counts requests of members this relay answered busy
 	// (every serve slot taken); Redirects those it sent to members that
 	// got the fragment from it lately instead.
@@ -221,12 +229,16 @@ func New(cfg Config) (*Mesh, error) {
 	if cfg.SlowMemory == 0 {
 		cfg.SlowMemory = time.Minute
 	}
+	if cfg.HedgeMin == 0 {
+		cfg.HedgeMin = time.Second
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	m := &Mesh{
 		cfg: cfg, log: cfg.Logger,
 		dir: map[cid.Cid]map[peer.ID]struct{}{}, sources: map[peer.ID]*source{}, flights: map[cid.Cid]*flight{},
+		active:    map[cid.Cid]map[peer.ID]int{},
 		upSem:     make(chan struct{}, max(cfg.UpstreamConcurrency, 1)),
 		siteServe: make(chan struct{}, relaySiteServes),
 	}

@@ -3,6 +3,7 @@ package mesh
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/poll"
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
@@ -193,4 +195,74 @@ func storeWith(t *testing.T, frags ...[]byte) cache.Store {
 		}
 	}
 	return s
+}
+
+// A hedge goes to another site member that holds the fragment, not to the
+// one the fetch under way is reading from, and wins against it; with no
+// other holder there is no hedge, and the coordinator is never asked.
+func TestHedgeAsksAnotherHolderNeverTheWAN(t *testing.T) {
+	t.Parallel()
+	self, slow, good, co := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(self, slow, good, co)
+	data := bytes.Repeat([]byte("h"), 200<<10)
+	c := core.FragmentCID(data)
+	origin := &countingSource{store: storeWith(t, data)}
+	if err := p2p.ServeFragments(co, p2p.FragmentServerConfig{Source: origin}); err != nil {
+		t.Fatal(err)
+	}
+	// This mesh has no floor: the slow holder is never cut and only a
+	// hedge gets the fragment.
+	trickle(t, slow, int64(len(data)), 1, 10*time.Millisecond)
+	goodSrc := &countingSource{store: storeWith(t, data)}
+	if err := p2p.ServeFragments(good, p2p.FragmentServerConfig{Source: goodSrc}); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{self.ID().String(), slow.ID().String(), good.ID().String()}
+	m, err := New(Config{Host: self, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: &fakeSite{members: ids}, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.HedgeAfter(int64(len(data))); ok {
+		t.Fatal("HedgeAfter with nothing measured yet: want no hedge")
+	}
+	m.mu.Lock()
+	m.dir[c] = map[peer.ID]struct{}{slow.ID(): {}}
+	m.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a test timeout only
+	defer cancel()
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	primary := make(chan error, 1)
+	go func() { _, err := m.Fetch(pctx, c, int64(len(data))); primary <- err }()
+	poll.Until(t, 10*time.Second, 5*time.Millisecond, "the fetch reads from the slow holder", func() (bool, string) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.active[c][slow.ID()] > 0, ""
+	})
+	// The only holder is the one being read: nobody to hedge with, and
+	// the coordinator is not asked.
+	if _, err := m.Hedge(ctx, c, int64(len(data))); !errors.Is(err, ErrNoSource) || origin.served.Load() != 0 {
+		t.Fatalf("Hedge with no other holder = %v (coordinator served %d), want ErrNoSource and no WAN fetch", err, origin.served.Load())
+	}
+	m.mu.Lock()
+	m.dir[c][good.ID()] = struct{}{}
+	m.mu.Unlock()
+	v, err := m.Hedge(ctx, c, int64(len(data)))
+	if err != nil || !bytes.Equal(v.Bytes(), data) {
+		t.Fatalf("Hedge with a second holder: %v", err)
+	}
+	if goodSrc.served.Load() != 1 || origin.served.Load() != 0 {
+		t.Fatalf("second holder served %d, coordinator %d: want the hedge from the second holder only", goodSrc.served.Load(), origin.served.Load())
+	}
+	pcancel()
+	if err := <-primary; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the hedged fetch after its cancel = %v, want context.Canceled", err)
+	}
+	if d, ok := m.HedgeAfter(int64(len(data))); !ok || d < m.cfg.HedgeMin {
+		t.Fatalf("HedgeAfter once a site member was measured = %s, %v: want at least HedgeMin %s", d, ok, m.cfg.HedgeMin)
+	}
+	if s := m.Stats(); s.Hedges != 1 {
+		t.Fatalf("stats %+v: want one hedge sent", s)
+	}
 }
