@@ -70,6 +70,11 @@ type Sources struct {
 
 	Corrupt int `json:"corrupt"`
 	Failed  int `json:"failed"`
+	// TooSlow counts sources cut below the throughput floor; Hedges the
+	// endgame hedges sent, HedgeWins those that answered first.
+	TooSlow   int `json:"too_slow"`
+	Hedges    int `json:"hedges"`
+	HedgeWins int `json:"hedge_wins"`
 }
 
 // WriteTable prints the report as a terminal table.
@@ -92,8 +97,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	for _, x := range r.Results {
 		s := x.Sources
-		fmt.Fprintf(w, "%s: fetches from site peers %d, relay %d, coordinator %d; relay pulls from upstream %d, from other sites %d; corrupt %d, failed %d\n",
-			x.Strategy, s.Peers, s.Relay, s.Coordinator, s.RelayUpstream, s.OtherSites, s.Corrupt, s.Failed)
+		fmt.Fprintf(w, "%s: fetches from site peers %d, relay %d, coordinator %d; relay pulls from upstream %d, from other sites %d; corrupt %d, failed %d; cut too slow %d; hedges %d (won %d)\n",
+			x.Strategy, s.Peers, s.Relay, s.Coordinator, s.RelayUpstream, s.OtherSites, s.Corrupt, s.Failed, s.TooSlow, s.Hedges, s.HedgeWins)
 	}
 	for _, x := range r.Results {
 		if x.Error != "" {

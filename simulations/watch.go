@@ -221,6 +221,9 @@ func (f *fleet) collect(res *Result, depID string, t0 time.Time, before simnet.S
 			res.Sources.OtherSites += st.FromOtherSites
 			res.Sources.Corrupt += st.Corrupt
 			res.Sources.Failed += st.Failed
+			res.Sources.TooSlow += st.TooSlow
+			res.Sources.Hedges += st.Hedges
+			res.Sources.HedgeWins += st.HedgeWins
 		}
 		at, corrupt := n.inst.result()
 		if corrupt {
