@@ -155,7 +155,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("controls without a label on the create form: %s", unlabelled)
 	}
 	shoot("new")
-	notBefore := time.Now().UTC().Add(3 * time.Second).Format(time.RFC3339)
+	notBefore := time.Now().UTC().Add(5 * time.Second).Format(time.RFC3339)
 	do("fill the form", chromedp.SetValue(chromedp.ID("package"), rec.ID), chromedp.Click(chromedp.ID("all")),
 		chromedp.SendKeys(chromedp.ID("not_before"), notBefore),
 		chromedp.Click(chromedp.Search(`//button[contains(., "Review targets")]`)),
@@ -186,7 +186,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(eval("plot", `document.querySelector("#live svg title").textContent`), "4 of 4 finished") {
 		t.Error("completion plot does not say 4 of 4 finished")
 	}
-	t.Logf("deployment %s: %s on open, COMPLETED on the page after %s", first, c.coord.Deployments()[0].ID, time.Since(started).Round(time.Millisecond))
+	t.Logf("deployment %s: %s when its page opened, COMPLETED on the page %s after the test started", c.coord.Deployments()[0].ID, first, time.Since(started).Round(time.Millisecond))
 	shoot("deployment")
 	do("fleet again", chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(chromedp.ID("q")))
 	shoot("fleet")
