@@ -219,7 +219,8 @@ func (a *app) nodesCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "show", Usage: "show one node", ArgsUsage: "ID|NAME", Flags: adminFlags(),
+				Name: "show", Usage: "show one node", ArgsUsage: "ID|NAME",
+				Flags: append(adminFlags(), &cli.BoolFlag{Name: "updates", Usage: "show its last scan: OS, kernel, reboot, missing updates"}),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return usageErrorf("nodes show: give one node ID or name")
@@ -227,6 +228,17 @@ func (a *app) nodesCommand() *cli.Command {
 					cl, err := a.client(c)
 					if err != nil {
 						return err
+					}
+					if c.Bool("updates") {
+						nu, err := cl.NodeUpdates(c.Context, c.Args().First())
+						if err != nil {
+							return apiErr("nodes show", err)
+						}
+						if c.Bool("json") {
+							return a.printJSON(nu)
+						}
+						fmt.Fprintf(a.stdout, "Node %s (%s), site %s\n", nu.Name, nu.ID, nu.Site)
+						return printNodeUpdates(a.stdout, nu)
 					}
 					n, err := cl.Node(c.Context, c.Args().First())
 					if err != nil {
@@ -275,13 +287,15 @@ func (a *app) sitesCommand() *cli.Command {
 					return a.printJSON(ss)
 				}
 				w := a.table()
-				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tVERSIONS\tRELAYS")
+				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tVERSIONS\tCOMPLIANT\tSECURITY\tSCANNED\tRELAYS")
 				for _, s := range ss {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn), siteVersions(s.Versions), strings.Join(s.Relays, ", "))
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%d%%\t%d%%\t%d/%d\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn),
+						siteVersions(s.Versions), s.Compliance.Percent, s.Compliance.SecurityPercent, s.Compliance.Scanned, s.Compliance.Nodes, strings.Join(s.Relays, ", "))
 				}
 				if err := w.Flush(); err != nil {
 					return err
 				}
+				fmt.Fprintln(a.stdout, complianceLine("fleet", sumCompliance(ss)))
 				for _, s := range ss {
 					if len(s.Unreachable) > 0 {
 						fmt.Fprintf(a.stdout, "warning: site %s: peers cannot connect to %s at their advertised addresses (relaymesh nodes show NAME)\n",

@@ -50,6 +50,8 @@ func (a *app) commands() []*cli.Command {
 		a.nodeCommand(),
 		a.packageCommand(),
 		a.deployCommand(),
+		a.scanCommand(),
+		a.updatesCommand(),
 		a.keysCommand(),
 		a.simCommand(),
 		a.demoCommand(),

@@ -129,6 +129,37 @@ func (c *Coordinator) apiHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]int{"cleared": n})
 	})
+	mux.HandleFunc("POST /v1/scans", func(w http.ResponseWriter, r *http.Request) {
+		var req ScanRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		responder{w, http.StatusCreated}.send(c.CreateScan(req))
+	})
+	mux.HandleFunc("GET /v1/updates", func(w http.ResponseWriter, r *http.Request) {
+		f, ok := updatesFilter(w, r)
+		if !ok {
+			return
+		}
+		if r.URL.Query().Get("format") == "csv" {
+			b, err := c.UpdatesCSV(f)
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(b)
+			return
+		}
+		writeJSON(w, http.StatusOK, c.Updates(f))
+	})
+	mux.HandleFunc("GET /v1/nodes/{id}/updates", func(w http.ResponseWriter, r *http.Request) {
+		responder{w, http.StatusOK}.send(c.NodeUpdates(r.PathValue("id")))
+	})
+	mux.HandleFunc("GET /v1/nodes/{id}/inventory", func(w http.ResponseWriter, r *http.Request) {
+		responder{w, http.StatusOK}.send(c.Inventory(r.PathValue("id")))
+	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Stats())
 	})
@@ -146,6 +177,28 @@ func (c *Coordinator) mountConsole(api http.Handler) http.Handler {
 	root.Handle("/v1/", api)
 	root.Handle("/", c.cfg.Console(c))
 	return root
+}
+
+// updatesFilter reads ?site=S&security=true; on a bad value it has
+// answered 400.
+func updatesFilter(w http.ResponseWriter, r *http.Request) (UpdatesFilter, bool) {
+	q := r.URL.Query()
+	f := UpdatesFilter{Site: q.Get("site")}
+	if s := q.Get("security"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			writeErr(w, fmt.Errorf("%w: security=%q: want true or false", ErrBadRequest, s))
+			return f, false
+		}
+		f.Security = b
+	}
+	switch q.Get("format") {
+	case "", "json", "csv":
+	default:
+		writeErr(w, fmt.Errorf("%w: format=%q: want json or csv", ErrBadRequest, q.Get("format")))
+		return f, false
+	}
+	return f, true
 }
 
 func nilToEmpty(s []string) []string {

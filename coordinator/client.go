@@ -106,6 +106,10 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 		}
 		return fmt.Errorf("coordinator: %s: %s", resp.Status, msg)
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
+	}
 	if out != nil && len(b) > 0 {
 		return json.Unmarshal(b, out)
 	}

@@ -13,8 +13,9 @@ import (
 const MaxBatch = 5000
 
 type checked struct {
-	st  *core.Status
-	err error
+	st   *core.Status
+	scan *core.ScanReport
+	err  error
 }
 
 // Intake verifies, dedupes and applies a batch of node-signed status
@@ -63,18 +64,44 @@ func (c *Coordinator) intake(reports []*core.Envelope) *core.StatusAck {
 	now := c.now().UTC()
 	dirtyRows := map[string]*Row{}
 	dirtyNodes := map[string]*NodeRecord{}
+	dirtyScans := map[string]*ScanRecord{}
+	node := func(id string) *NodeRecord {
+		n := dirtyNodes[id]
+		if n == nil {
+			cp := *c.st.nodes[id]
+			cp.Above = append([]uint64(nil), cp.Above...)
+			n = &cp
+		}
+		return n
+	}
 	for i, r := range res {
 		if r.err != nil {
 			ack.Results[i], ack.Errors[i] = core.AckRejected, r.err.Error()
 			continue
 		}
-		s := r.st
-		n := dirtyNodes[s.NodeID]
-		if n == nil {
-			cp := *c.st.nodes[s.NodeID]
-			cp.Above = append([]uint64(nil), cp.Above...)
-			n = &cp
+		if sc := r.scan; sc != nil {
+			n := node(sc.NodeID)
+			if n.seenSeq(sc.Seq) {
+				ack.Results[i] = core.AckDuplicate
+				c.counters.Duplicate.Add(1)
+				continue
+			}
+			old := dirtyScans[sc.NodeID]
+			if old == nil {
+				old = c.st.scans[sc.NodeID]
+			}
+			if rec := applyScanLocked(old, sc, now); rec != nil {
+				dirtyScans[sc.NodeID] = rec
+			}
+			n.markSeq(sc.Seq)
+			n.LastSeen = now
+			dirtyNodes[sc.NodeID] = n
+			ack.Results[i] = core.AckApplied
+			c.counters.Applied.Add(1)
+			continue
 		}
+		s := r.st
+		n := node(s.NodeID)
 		if n.seenSeq(s.Seq) {
 			ack.Results[i] = core.AckDuplicate
 			c.counters.Duplicate.Add(1)
@@ -109,7 +136,10 @@ func (c *Coordinator) intake(reports []*core.Envelope) *core.StatusAck {
 	if len(dirtyRows) == 0 && len(dirtyNodes) == 0 {
 		return trimAck(ack)
 	}
-	pairs := make([]kvPair, 0, len(dirtyRows)+len(dirtyNodes))
+	pairs := make([]kvPair, 0, len(dirtyRows)+len(dirtyNodes)+len(dirtyScans))
+	for _, r := range dirtyScans {
+		pairs = append(pairs, scanPair(r))
+	}
 	for k, r := range dirtyRows {
 		pairs = append(pairs, jsonPair(keyRow+k, r))
 	}
@@ -133,6 +163,9 @@ func (c *Coordinator) intake(reports []*core.Envelope) *core.StatusAck {
 	}
 	for id, n := range dirtyNodes {
 		c.st.nodes[id] = n
+	}
+	for id, r := range dirtyScans {
+		c.st.scans[id] = inMemory(r)
 	}
 	return trimAck(ack)
 }
@@ -189,6 +222,9 @@ func (c *Coordinator) verifyAll(reports []*core.Envelope) []checked {
 var errNotEnrolledReport = errors.New("report from a node that is not enrolled")
 
 func (c *Coordinator) verifyOne(e *core.Envelope) checked {
+	if e != nil && e.Type == core.TypeScan {
+		return c.verifyScan(e)
+	}
 	if e == nil || e.Type != core.TypeStatus {
 		c.counters.Malformed.Add(1)
 		return checked{err: core.ErrWrongType}

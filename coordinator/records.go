@@ -56,7 +56,9 @@ type PackageRecord struct {
 
 // Deployment is one signed order and what became of it.
 type Deployment struct {
-	ID          string         `json:"id"`
+	ID string `json:"id"`
+	// Kind is "" for a deployment, DeployKindScan for a scan order.
+	Kind        string         `json:"kind,omitempty"`
 	Packages    []string       `json:"packages"`
 	Targets     []string       `json:"targets"`
 	Seq         uint64         `json:"seq"`

@@ -43,6 +43,7 @@ type state struct {
 	packages map[string]*PackageRecord
 	deps     map[string]*Deployment
 	rows     map[string]map[string]*Row // deployment → node → row
+	scans    map[string]*ScanRecord     // node → latest scan (without the inventory list)
 	seq      uint64
 	// members is the fleet membership version: it grows with every change
 	// a member list shows (an enrollment, a relay flag), see memberlist.go.
@@ -112,6 +113,7 @@ func loadState(kv cache.KV) (*state, error) {
 		packages: map[string]*PackageRecord{},
 		deps:     map[string]*Deployment{},
 		rows:     map[string]map[string]*Row{},
+		scans:    map[string]*ScanRecord{},
 
 		savedSeen: map[string]time.Time{},
 	}
@@ -154,6 +156,14 @@ func loadState(kv cache.KV) (*state, error) {
 				return err
 			}
 			s.packages[p.ID] = &p
+			return nil
+		}),
+		scan(keyScan, func(_ string, v []byte) error {
+			r, err := loadScan(v)
+			if err != nil {
+				return err
+			}
+			s.scans[r.Node] = r
 			return nil
 		}),
 		scan(keyDeploy, func(_ string, v []byte) error {

@@ -11,7 +11,9 @@ import (
 
 // DeploymentView is a deployment with its statistics.
 type DeploymentView struct {
-	ID        string             `json:"id"`
+	ID string `json:"id"`
+	// Kind is "" for a deployment, "scan" for a scan order.
+	Kind      string             `json:"kind,omitempty"`
 	State     string             `json:"state"`
 	Done      bool               `json:"done"`
 	Packages  []string           `json:"packages"`
@@ -51,7 +53,7 @@ type RowView struct {
 
 func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
 	v := &DeploymentView{
-		ID: d.ID, State: c.deployStateLocked(d), Packages: d.Packages, Seq: d.Seq, Priority: d.Priority,
+		ID: d.ID, Kind: d.Kind, State: c.deployStateLocked(d), Packages: d.Packages, Seq: d.Seq, Priority: d.Priority,
 		Created: d.Created, NotBefore: d.NotBefore, Expires: d.Expires, Window: d.Window,
 		Counts: map[core.State]int{},
 	}
@@ -203,6 +205,8 @@ type SiteView struct {
 	// Versions counts the members by the relaymesh version they last
 	// reported, most common first.
 	Versions []VersionCount `json:"versions"`
+	// Compliance is the site's patch compliance from its nodes' scans.
+	Compliance Compliance `json:"compliance"`
 }
 
 // Sites lists the sites with their members and current relays (as the
@@ -232,9 +236,15 @@ func (c *Coordinator) Sites() []SiteView {
 			}
 		}
 	}
+	c.st.mu.RLock()
+	comp := c.siteComplianceLocked()
+	c.st.mu.RUnlock()
 	out := make([]SiteView, 0, len(m))
 	for _, s := range m {
 		s.Versions = CountVersions(versions[s.Site])
+		if sc := comp[s.Site]; sc != nil {
+			s.Compliance = *sc
+		}
 		out = append(out, *s)
 	}
 	slices.SortFunc(out, func(a, b SiteView) int { return strings.Compare(a.Site, b.Site) })

@@ -19,6 +19,7 @@ import (
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/node/install"
+	"github.com/relaymesh/relaymesh/node/scan"
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
@@ -150,6 +151,18 @@ type Config struct {
 	// drop and avoid bad bytes. Never set it on a real node.
 	CorruptServing bool `yaml:"-"`
 
+	// Scan says where the patch scan reads dpkg's status and runs apt
+	// (see node/scan.Config): dpkg_admindir, apt_get, apt_root,
+	// apt_lists_dir, apt_options, upgrade, timeout, os_release,
+	// kernel_release, reboot_required.
+	Scan scan.Config `yaml:"scan"`
+	// ScanInterval is the period of the inventory scan, counted from the
+	// last one and spread ±25 %; 0 turns periodic scans off (scan orders
+	// still run).
+	ScanInterval time.Duration `yaml:"scan_interval"`
+	// Scanner replaces node/scan (tests, simulator).
+	Scanner Scanner `yaml:"-"`
+
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 	// Now is the clock; nil means time.Now.
@@ -196,6 +209,8 @@ func DefaultConfig(dir string) Config {
 		InstallLimits:       install.DefaultLimits(),
 		SourceFloorBps:      64 << 10,
 		SourceFloorGrace:    5 * time.Second,
+		Scan:                scan.DefaultConfig(),
+		ScanInterval:        24 * time.Hour,
 	}
 }
 
@@ -218,6 +233,9 @@ func TestConfig(dir string) Config {
 	// A lone node with the coordinator; mesh tests turn gossip on.
 	c.NoGossip = true
 	c.FastGossip = true
+	// Never scan the host's dpkg on a schedule; tests that scan give a
+	// root of their own.
+	c.ScanInterval = 0
 	return c
 }
 
@@ -313,6 +331,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.InstallLimits.Validate(); err != nil {
 		return bad("install_limits: %v", err)
+	}
+	if c.ScanInterval < 0 {
+		return bad("scan_interval %s: must be >= 0 (0 = no periodic scans)", c.ScanInterval)
+	}
+	if err := c.Scan.Validate(); err != nil {
+		return bad("scan: %v", err)
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ type fakeCoord struct {
 	seq     uint64
 	orders  []*core.Envelope
 	reports []*core.Status
+	scans   []*core.ScanReport
 	seen    map[string]bool // node/seq
 	served  map[string]int  // CID → fragments served
 	held    map[string]bool // CIDs answered "not found"
@@ -157,6 +158,20 @@ func (f *fakeCoord) status(_ context.Context, from peer.ID, req *core.StatusBatc
 	defer f.mu.Unlock()
 	ack := &core.StatusAck{}
 	for _, e := range req.Reports {
+		if e.Type == core.TypeScan {
+			r, err := core.OpenScan(e, from.String(), pub)
+			switch {
+			case err != nil:
+				ack.Results = append(ack.Results, core.AckRejected)
+			case f.seen[fmt.Sprint(r.NodeID, "/", r.Seq)]:
+				ack.Results = append(ack.Results, core.AckDuplicate)
+			default:
+				f.seen[fmt.Sprint(r.NodeID, "/", r.Seq)] = true
+				f.scans = append(f.scans, r)
+				ack.Results = append(ack.Results, core.AckApplied)
+			}
+			continue
+		}
 		s, err := core.OpenStatus(e, from.String(), pub)
 		switch {
 		case err != nil:
@@ -237,6 +252,12 @@ func (f *fakeCoord) statuses(order string) []*core.Status {
 	}
 	slices.SortFunc(out, func(a, b *core.Status) int { return int(a.Seq) - int(b.Seq) })
 	return out
+}
+
+func (f *fakeCoord) scanReports() []*core.ScanReport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.scans)
 }
 
 func (f *fakeCoord) allReports() []*core.Status {

@@ -110,6 +110,8 @@ func (n *Node) intake(env *core.Envelope) bool {
 		n.acceptDeploy(env, o)
 	case o.Kind == core.KindCancel:
 		n.acceptCancel(env, o)
+	case o.Kind == core.KindScan:
+		n.acceptScan(env, o, cancelledBy)
 	}
 	return true
 }
@@ -278,6 +280,9 @@ func (n *Node) acceptCancel(env *core.Envelope, o *core.Order) {
 				return err
 			}
 			unseen = false
+			if ok, err := n.cancelScanTx(tx, o.Cancels, o.ID); ok || err != nil {
+				return err // a pending scan order: reported CANCELLED
+			}
 			for _, k := range []string{keyJob + o.Cancels, keyOrder + o.Cancels} {
 				if _, err := tx.Get(k); !errors.Is(err, cache.ErrNotFound) {
 					return err // nil: the target was taken in

@@ -84,7 +84,8 @@ type Node struct {
 	unlistedSync time.Time       // the last early sync they asked for
 
 	syncKick chan struct{}
-	lost     atomic.Bool // the coordinator connection was lost
+	scanWake chan struct{} // a scan order was accepted
+	lost     atomic.Bool   // the coordinator connection was lost
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -132,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{
 		cfg: cfg, log: log, enr: enr, ident: ident, coord: enr.coordinator(),
 		jobs: map[string]*job{}, dl: newSlots(cfg.ParallelDownloads), install: newSlots(1),
-		syncKick: make(chan struct{}, 1), sitePeers: map[peer.ID]bool{},
+		syncKick: make(chan struct{}, 1), scanWake: make(chan struct{}, 1), sitePeers: map[peer.ID]bool{},
 	}
 	n.meter = &p2p.Meter{Classify: n.classify}
 	n.fragMeter = &p2p.Meter{Classify: n.classify}
@@ -220,6 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	n.spawn(func() { n.out.run(n.ctx, n.sendStatus) })
 	n.spawn(n.syncLoop)
+	n.spawn(n.scanLoop)
 	n.checkAdvertised()
 	log.Info("node started", "listen", n.h.Network().ListenAddresses(), "advertise", n.h.Addrs(), "gossip", n.gossipAddr(), "coordinator", n.coord.ID)
 	return n, nil

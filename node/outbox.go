@@ -77,6 +77,34 @@ func (o *outbox) add(tx cache.KVTx, s core.Status) error {
 	return tx.Set(outboxKey(seq), b)
 }
 
+// addScan assigns r the next node sequence number (scan reports share the
+// status sequence), signs it and stores it in the outbox, inside tx.
+func (o *outbox) addScan(tx cache.KVTx, r core.ScanReport) error {
+	seq, err := getUint(tx, keyStatusSeq)
+	if err != nil {
+		return err
+	}
+	seq++
+	r.Schema, r.NodeID, r.Seq = core.ScanSchema, o.nodeID, seq
+	env, err := core.SignScan(&r, o.priv)
+	if err != nil {
+		return fmt.Errorf("node: sign scan report: %w", err)
+	}
+	b, err := env.Encode()
+	if err != nil {
+		return fmt.Errorf("node: encode scan report: %w", err)
+	}
+	if err := putUint(tx, keyStatusSeq, seq); err != nil {
+		return err
+	}
+	return tx.Set(outboxKey(seq), b)
+}
+
+// maxBatchPayload caps the report payload bytes of one batch (at least one
+// report goes): scan reports are up to core.MaxScanBytes each, and the
+// coordinator reads a batch of at most 10 MiB.
+const maxBatchPayload = 4 << 20
+
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -84,8 +112,10 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// pending returns up to o.batch of the oldest reports.
+// pending returns up to o.batch of the oldest reports, and no more than
+// maxBatchPayload bytes of them beyond the first.
 func (o *outbox) pending() (keys []string, envs []*core.Envelope, err error) {
+	size := 0
 	err = o.kv.Scan(keyOutbox, func(key string, val []byte) error {
 		env, err := core.DecodeEnvelope(val)
 		if err != nil {
@@ -94,6 +124,10 @@ func (o *outbox) pending() (keys []string, envs []*core.Envelope, err error) {
 			o.log.Error("dropping unreadable outbox entry", "key", key, "err", err)
 			return o.kv.Delete(key)
 		}
+		if len(keys) > 0 && size+len(env.Payload) > maxBatchPayload {
+			return errStopScan
+		}
+		size += len(env.Payload)
 		keys, envs = append(keys, key), append(envs, env)
 		if len(keys) >= o.batch {
 			return errStopScan
