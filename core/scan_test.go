@@ -107,3 +107,29 @@ func TestScanOrderValidate(t *testing.T) {
 	o.Kind = "rescan"
 	checkErr(t, o.Validate(), ErrBadOrder, "want deploy, cancel or scan")
 }
+
+func FuzzDecodeScan(f *testing.F) {
+	enc, err := scanReport().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range canonicalSeeds(enc) {
+		f.Add(s)
+	}
+	for _, s := range []string{"", "null", "{}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeScan(data)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("report returned with error %v", err)
+			}
+			return
+		}
+		again, err := r.Encode()
+		if err != nil || string(again) != string(data) {
+			t.Fatalf("decoded report does not re-encode to its bytes: %v", err)
+		}
+	})
+}

@@ -167,3 +167,18 @@ func StatusFile(pkgs []Pkg) []byte {
 	}
 	return []byte(b.String())
 }
+
+// Clone makes another apt and dpkg root under dir with r's repositories
+// and package lists (as if apt-get update had run there too) and
+// installed as its installed packages.
+func (r *Root) Clone(t testing.TB, dir string, installed []Pkg) *Root {
+	t.Helper()
+	c := &Root{Dir: filepath.Join(dir, "root"), Repos: r.Repos}
+	c.Admindir = filepath.Join(c.Dir, "var/lib/dpkg")
+	c.Lists = filepath.Join(c.Dir, "var/lib/apt/lists")
+	if err := os.CopyFS(c.Dir, os.DirFS(r.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	WriteStatus(t, c.Admindir, installed)
+	return c
+}
