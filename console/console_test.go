@@ -291,7 +291,7 @@ func TestDeploymentPageShowsProgress(t *testing.T) {
 	wantCode(t, r, http.StatusOK, "RUNNING", "SUCCESS <b>1</b>", "ERR_EXECUTE <b>1</b>", "DOWNLOADING <b>1</b>",
 		`aria-label="plant: 2 of 2 finished"`, "installed agent", "4.0 KiB", `<td class="num">3</td>`,
 		"<svg", "Nodes finished over time: 2 of 3 finished, 1 succeeded", `data-live="/deployments/`+dep+`/events"`,
-		`<meta http-equiv="refresh" content="5">`)
+		`<meta http-equiv="refresh" content="5">`, "RUNNING: 2 of 3 nodes finished")
 	wantCode(t, b.get("/deployments/"+dep+"/live"), http.StatusOK, "ERR_EXECUTE", "store-1")
 	wantCode(t, b.get("/deployments/d-000000000000"), http.StatusNotFound, "deployment d-000000000000")
 }

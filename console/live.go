@@ -42,6 +42,7 @@ type liveData struct {
 	Done       bool
 	Targets    int
 	Validated  int
+	Finished   int
 	Counts     []stateCount
 	Sites      []siteBar
 	Rows       []nodeRow
@@ -80,6 +81,9 @@ func (k *Console) liveOf(v *coordinator.DeploymentView) liveData {
 	t0, now := start(v), k.opt.Now()
 	for _, r := range v.Nodes {
 		row := nodeRow{RowView: r, Duration: "—", Tail: tail(r.Output, 12, 2048)}
+		if r.State.Final() {
+			d.Finished++
+		}
 		switch {
 		case r.State.Final() && !r.LastReport.IsZero():
 			row.Duration = duration(r.Updated.Sub(t0))

@@ -176,6 +176,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	eval("mark", `(window.relaymeshNoReload = "yes")`)
 	eventuallyBrowser(t, ctx, "COMPLETED on the page", `document.querySelector('#live [data-state="COMPLETED"]') !== null`)
+	eventuallyBrowser(t, ctx, "the status line says COMPLETED", `document.getElementById("live-status").textContent.includes("COMPLETED")`)
 	if eval("mark", `String(window.relaymeshNoReload)`) != "yes" {
 		t.Error("the page reloaded to show progress; want live updates")
 	}

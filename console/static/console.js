@@ -15,21 +15,36 @@ document.addEventListener("DOMContentLoaded", function () {
   es.addEventListener("open", function () {
     if (status) { status.textContent = "Live: updates as nodes report."; }
   });
+  function rowOf(name) {
+    var found = null;
+    live.querySelectorAll("tr[data-node]").forEach(function (tr) {
+      if (tr.dataset.node === name) { found = tr; }
+    });
+    return found;
+  }
   es.addEventListener("progress", function (e) {
-    // Keep the output tails a reader opened.
+    // Keep the output tails a reader opened, and the keyboard focus.
     var open = [];
     live.querySelectorAll("tr[data-node] details[open]").forEach(function (d) {
       open.push(d.closest("tr").dataset.node);
     });
+    var focused = document.activeElement && live.contains(document.activeElement) &&
+      document.activeElement.closest("tr[data-node]");
+    var focusName = focused ? focused.dataset.node : null;
     live.innerHTML = e.data;
     open.forEach(function (name) {
-      live.querySelectorAll("tr[data-node]").forEach(function (tr) {
-        if (tr.dataset.node === name) {
-          var d = tr.querySelector("details");
-          if (d) { d.open = true; }
-        }
-      });
+      var tr = rowOf(name);
+      var d = tr && tr.querySelector("details");
+      if (d) { d.open = true; }
     });
+    if (focusName) {
+      var tr = rowOf(focusName);
+      var s = tr && tr.querySelector("summary");
+      if (s) { s.focus(); }
+    }
+    // Screen readers hear a one-line summary, not the whole table.
+    var summary = live.querySelector("[data-summary]");
+    if (status && summary) { status.textContent = summary.textContent; }
   });
   es.addEventListener("done", function (e) {
     es.close();
