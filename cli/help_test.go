@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,5 +147,27 @@ printf '[%s]\n' "${COMPREPLY[@]}"`
 	}
 	if args, _ := os.ReadFile(argsFile); string(args) != " <completion> <__complete> <deploy> <create> <--no>" {
 		t.Errorf("bash completion ran relaymesh with %q", args)
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	t.Parallel()
+	mustFailOneLine(t, run(t, "--log-format", "xml", "nodes", "list"), `--log-format "xml"`, "text or json")
+	for _, tc := range []struct{ format, want string }{
+		{"json", `{"time":`}, {"text", "time="},
+	} {
+		var errb strings.Builder
+		a := newApp(nil, &errb)
+		a.format = tc.format
+		a.logger(slog.LevelInfo).Info("relay role changed", "relay", true)
+		if !strings.HasPrefix(errb.String(), tc.want) || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("--log-format %s wrote %q", tc.format, errb.String())
+		}
+		if tc.format == "json" {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(errb.String()), &m); err != nil || m["msg"] != "relay role changed" || m["relay"] != true {
+				t.Errorf("json line %q: %v %v", errb.String(), m, err)
+			}
+		}
 	}
 }

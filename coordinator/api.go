@@ -26,9 +26,6 @@ type apiError struct {
 
 func (c *Coordinator) apiHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "peer": c.host.ID().String(), "p2p": c.P2PAddrs()})
-	})
 	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		var req TokenRequest
 		if !readJSON(w, r, &req) {
@@ -163,7 +160,7 @@ func (c *Coordinator) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Stats())
 	})
-	return c.mountConsole(c.authenticate(mux))
+	return c.withPublic(c.mountConsole(c.authenticate(mux)))
 }
 
 // mountConsole serves the web console (Config.Console) beside the JSON

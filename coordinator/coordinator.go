@@ -66,7 +66,9 @@ type Coordinator struct {
 	offload *offload
 	lists   memberLists
 
-	fleetVersions string // the set noteVersionsLocked last saw; under st.mu
+	fleetVersions string       // the set noteVersionsLocked last saw; under st.mu
+	traffic       fleetTraffic // the nodes' byte counters summed; under st.mu
+	started       time.Time    // when Start ran
 
 	api      *http.Server
 	apiAddr  string
@@ -176,6 +178,7 @@ func (c *Coordinator) P2PAddrs() []string {
 // background loops. Close stops them.
 func (c *Coordinator) Start(ctx context.Context) error {
 	ctx, c.cancel = context.WithCancel(ctx)
+	c.started = c.now()
 	c.gater = &p2p.Gater{Open: true}
 	c.meter = &p2p.Meter{Classify: c.classify}
 	h, err := p2p.NewHost(p2p.HostConfig{
