@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/relaymesh/relaymesh/coordinator"
@@ -102,7 +103,14 @@ func (k *Console) parse() {
 func (k *Console) routes() {
 	m := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
-	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	m.Handle("GET /static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 	m.HandleFunc("GET /login", k.loginForm)
 	m.HandleFunc("POST /login", k.login)
 	m.Handle("POST /logout", k.post(k.logout))
@@ -139,7 +147,7 @@ func (k *Console) get(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := k.sess.fromRequest(r)
 		if s == nil {
-			if r.Header.Get("Accept") == "text/event-stream" || r.Header.Get("X-Console-Fetch") != "" {
+			if r.Header.Get("Accept") == "text/event-stream" {
 				http.Error(w, "console: not logged in: open /login", http.StatusUnauthorized)
 				return
 			}
@@ -232,11 +240,17 @@ func (k *Console) loginForm(w http.ResponseWriter, r *http.Request) {
 	k.loginPage(w, r, http.StatusOK, "")
 }
 
+// loginPage shows the form with a fresh CSRF token; next (where to go
+// after logging in) comes from the query, or from the refused form.
 func (k *Console) loginPage(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	tok := randomHex(32)
 	setCookie(w, r, cookieLogin, tok, 600)
+	next := r.URL.Query().Get("next")
+	if r.Method == http.MethodPost {
+		next = r.PostForm.Get("next")
+	}
 	k.render(w, r, nil, "login", page{Title: "Log in", Error: msg, Status: code, CSRF: tok,
-		Data: map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}})
+		Data: map[string]string{"Next": safeNext(next)}})
 }
 
 func (k *Console) login(w http.ResponseWriter, r *http.Request) {

@@ -37,7 +37,7 @@ func TestLogin(t *testing.T) {
 	b := e.browser()
 	wantCode(t, b.get("/login?next=/packages"), http.StatusOK, `type="password"`, `value="/packages"`)
 	r := b.postCSRF("/login", url.Values{"token": {"not-the-token-at-all"}, "next": {"/packages"}})
-	wantCode(t, r, http.StatusUnauthorized, "wrong admin token")
+	wantCode(t, r, http.StatusUnauthorized, "wrong admin token", `value="/packages"`)
 	if ck := r.h.Get("Set-Cookie"); strings.Contains(ck, cookieSession+"=") {
 		t.Errorf("wrong token set a session cookie: %s", ck)
 	}
@@ -143,6 +143,10 @@ func TestSecurityHeadersAndNoInlineScript(t *testing.T) {
 		}
 	}
 	check("/login", b.get("/login"))
+	if r := b.get("/static/"); r.code != http.StatusNotFound {
+		t.Errorf("GET /static/: %d, want 404 (no listing)", r.code)
+	}
+	wantCode(t, b.get("/static/console.js"), http.StatusOK, "EventSource")
 	b.login()
 	for _, p := range []string{"/fleet", "/packages", "/deployments", "/deployments/new", "/deployments/" + dep, "/static/console.js", "/nope"} {
 		check(p, b.get(p))

@@ -67,14 +67,14 @@ func relayOf(s string) relay {
 }
 
 type fleetData struct {
-	Sites                    []siteRow
-	Nodes                    []coordinator.NodeView
-	Total                    int
-	Filter                   nodeFilter
-	SiteOpts, TagOpts, OSOps []string
-	States                   []string
-	PackageBytes             int64
-	Packages                 int
+	Sites                     []siteRow
+	Nodes                     []coordinator.NodeView
+	Total                     int
+	Filter                    nodeFilter
+	SiteOpts, TagOpts, OSOpts []string
+	States                    []string
+	PackageBytes              int64
+	Packages                  int
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -111,7 +111,7 @@ func (k *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 	}
 	d.Total = len(nodes)
-	d.SiteOpts, d.TagOpts, d.OSOps = sortedKeys(sites), sortedKeys(tags), sortedKeys(oses)
+	d.SiteOpts, d.TagOpts, d.OSOpts = sortedKeys(sites), sortedKeys(tags), sortedKeys(oses)
 	for _, sv := range k.c.Sites() {
 		row := siteRow{SiteView: sv}
 		for _, r := range sv.Relays {
