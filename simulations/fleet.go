@@ -60,6 +60,7 @@ type fleet struct {
 	nodes    []*simNode
 	bySite   [][]*simNode
 	wg       sync.WaitGroup // fault goroutines (kills, late joins)
+	marks    []FaultMark    // faults applied, for the report (the watch loop's)
 }
 
 // workers runs fn for 0..n-1 on at most k goroutines and returns the

@@ -57,7 +57,16 @@ type Result struct {
 	SetupS float64 `json:"setup_s"`
 	// CompletionS is every succeeded node's time, sorted (the CDF).
 	CompletionS []float64 `json:"completion_s"`
-	Error       string    `json:"error,omitempty"`
+	// Faults are the scenario's faults as they were applied.
+	Faults []FaultMark `json:"faults,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// FaultMark is one fault applied during a run: when, from the deployment,
+// and what (e.g. "kill-relay site 2").
+type FaultMark struct {
+	AtS  float64 `json:"at_s"`
+	What string  `json:"what"`
 }
 
 // Sources are fragment fetch counts by source kind.

@@ -103,6 +103,17 @@ type fault struct {
 	after time.Duration // else: this long after the deployment
 }
 
+// label names the fault for plots: kind, site and node.
+func (f fault) label() string {
+	switch {
+	case f.Site == 0:
+		return f.Kind
+	case f.Node == 0:
+		return fmt.Sprintf("%s site %d", f.Kind, f.Site)
+	}
+	return fmt.Sprintf("%s s%d-n%d", f.Kind, f.Site, f.Node)
+}
+
 // LoadScenario reads and validates a scenario file.
 func LoadScenario(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)

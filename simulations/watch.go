@@ -111,6 +111,7 @@ func (f *fleet) applyDue(pending []fault, m *core.Manifest, t0 time.Time) []faul
 			f.log.Warn("fault failed", "kind", ft.Kind, "site", ft.Site, "node", ft.Node, "err", err)
 		} else {
 			f.log.Info("fault applied", "kind", ft.Kind, "site", ft.Site, "node", ft.Node, "at", time.Since(t0).Round(time.Millisecond))
+			f.marks = append(f.marks, FaultMark{AtS: time.Since(t0).Seconds(), What: ft.label()})
 		}
 	}
 	return rest
@@ -245,6 +246,7 @@ func (f *fleet) collect(res *Result, depID string, t0 time.Time, before simnet.S
 		}
 	}
 	slices.Sort(res.CompletionS)
+	res.Faults = slices.Clone(f.marks)
 	if k := len(res.CompletionS); k > 0 {
 		res.TLast = res.CompletionS[k-1]
 		res.TMedian = median(res.CompletionS)
