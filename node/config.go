@@ -110,6 +110,10 @@ type Config struct {
 	// node/mesh Config.FloorBps).
 	SourceFloorBps   int64         `yaml:"source_floor_bps"`
 	SourceFloorGrace time.Duration `yaml:"source_floor_grace"`
+	// SourceFloorFraction raises the floor for site peers that are not
+	// relays to this fraction of the rate measured from site members
+	// (default 0.05: a peer twenty times slower than the site is cut).
+	SourceFloorFraction float64 `yaml:"source_floor_fraction"`
 
 	// Strategy is how fragments are fetched: mesh (site peers, relay,
 	// coordinator), relay (relay pull-through only) or direct (every
@@ -209,6 +213,7 @@ func DefaultConfig(dir string) Config {
 		InstallLimits:       install.DefaultLimits(),
 		SourceFloorBps:      64 << 10,
 		SourceFloorGrace:    5 * time.Second,
+		SourceFloorFraction: 0.05,
 		Scan:                scan.DefaultConfig(),
 		ScanInterval:        24 * time.Hour,
 	}
@@ -316,6 +321,9 @@ func (c Config) Validate() error {
 	}
 	if c.SourceFloorBps > 0 && c.SourceFloorGrace <= 0 {
 		return bad("source_floor_grace %s: must be positive while source_floor_bps is set, e.g. 5s", c.SourceFloorGrace)
+	}
+	if c.SourceFloorFraction < 0 || c.SourceFloorFraction >= 1 {
+		return bad("source_floor_fraction %g: must be at least 0 and below 1, e.g. 0.05", c.SourceFloorFraction)
 	}
 	if c.MaxPackageBytes <= 0 {
 		return bad("max_package_bytes %d: must be positive", c.MaxPackageBytes)

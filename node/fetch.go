@@ -47,7 +47,7 @@ func (n *Node) manifest(ctx context.Context, c cid.Cid) (*core.Manifest, error) 
 			return m, nil
 		}
 	}
-	v, err := n.fetchOne(ctx, c, core.MaxManifestBytes)
+	v, err := n.mesh.FetchManifest(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("node: fetch manifest %s: %w", c, err)
 	}

@@ -30,19 +30,20 @@ func TestBackoffSchedule(t *testing.T) {
 func TestConfigValidateNamesField(t *testing.T) {
 	t.Parallel()
 	cases := map[string]func(c *Config){
-		"Dir":                func(c *Config) { c.Dir = "" },
-		"listen":             func(c *Config) { c.Listen = nil },
-		"listen[0]":          func(c *Config) { c.Listen = []string{"not-a-multiaddr"} },
-		"sync_interval":      func(c *Config) { c.SyncInterval = 0 },
-		"status_backoff_max": func(c *Config) { c.StatusBackoffMax = c.StatusBackoffMin / 2 },
-		"status_batch":       func(c *Config) { c.StatusBatch = 0 },
-		"fetch_concurrency":  func(c *Config) { c.FetchConcurrency = -1 },
-		"job_attempts":       func(c *Config) { c.JobAttempts = 0 },
-		"cache_quota":        func(c *Config) { c.CacheQuota = -1 },
-		"temp_dir":           func(c *Config) { c.TempDir = "relative" },
-		"install_limits":     func(c *Config) { c.InstallLimits.MaxFiles = 0 },
-		"source_floor_bps":   func(c *Config) { c.SourceFloorBps = -1 },
-		"source_floor_grace": func(c *Config) { c.SourceFloorGrace = 0 },
+		"Dir":                   func(c *Config) { c.Dir = "" },
+		"listen":                func(c *Config) { c.Listen = nil },
+		"listen[0]":             func(c *Config) { c.Listen = []string{"not-a-multiaddr"} },
+		"sync_interval":         func(c *Config) { c.SyncInterval = 0 },
+		"status_backoff_max":    func(c *Config) { c.StatusBackoffMax = c.StatusBackoffMin / 2 },
+		"status_batch":          func(c *Config) { c.StatusBatch = 0 },
+		"fetch_concurrency":     func(c *Config) { c.FetchConcurrency = -1 },
+		"job_attempts":          func(c *Config) { c.JobAttempts = 0 },
+		"cache_quota":           func(c *Config) { c.CacheQuota = -1 },
+		"temp_dir":              func(c *Config) { c.TempDir = "relative" },
+		"install_limits":        func(c *Config) { c.InstallLimits.MaxFiles = 0 },
+		"source_floor_bps":      func(c *Config) { c.SourceFloorBps = -1 },
+		"source_floor_grace":    func(c *Config) { c.SourceFloorGrace = 0 },
+		"source_floor_fraction": func(c *Config) { c.SourceFloorFraction = 1 },
 	}
 	for field, mut := range cases {
 		c := DefaultConfig("/var/lib/relaymesh")

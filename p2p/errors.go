@@ -19,6 +19,8 @@ var (
 	// ErrTooSlow: the source sent the fragment slower than the floor
 	// (WithFloor); ask another source.
 	ErrTooSlow = errors.New("p2p: fragment source too slow")
+	// ErrNoAnswer: the source did not answer within WithHeaderTimeout.
+	ErrNoAnswer = errors.New("p2p: fragment source did not answer")
 	// ErrBusy: the peer has the fragment but no upload slot free now; ask
 	// another source.
 	ErrBusy = errors.New("p2p: peer busy")

@@ -168,3 +168,25 @@ func TestSizedTimeoutBoundsPayload(t *testing.T) {
 		t.Fatalf("FetchFragment = %v (timeout asked for %d bytes), want ErrTooSlow after the time for 1024 bytes", err, asked)
 	}
 }
+
+// WithHeaderTimeout fails a source that does not answer in time with
+// ErrNoAnswer, while ctx would wait much longer.
+func TestHeaderTimeoutCutsSilentSource(t *testing.T) {
+	t.Parallel()
+	server, client := newTestHost(t, nil), newTestHost(t, nil)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	server.SetStreamHandler(FragmentProtocolSized, func(s network.Stream) {
+		defer func() { _ = s.Reset() }()
+		var req fragRequest
+		_ = ReadMsg(s, maxFragRequest, &req)
+		<-done // never answers
+	})
+	connect(t, client, server)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := FetchFragment(ctx, client, server.ID(), core.FragmentCID([]byte("x")), 1<<20, WithHeaderTimeout(200*time.Millisecond))
+	if !errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
+		t.Fatalf("FetchFragment from a silent source = %v, want ErrNoAnswer well before ctx ends", err)
+	}
+}

@@ -26,6 +26,16 @@ type fetchOptions struct {
 	floor    int64         // bytes/s; 0: none
 	grace    time.Duration // before the floor applies
 	timeout  func(size int64) time.Duration
+	header   time.Duration // 0: ctx bounds the wait for the header
+}
+
+// WithHeaderTimeout gives the source d to answer (its header read
+// whole), when ctx allows longer: for an object whose size the caller
+// does not know (a manifest), ctx is sized for the largest allowed, the
+// header wait by d, and the payload by WithSizedTimeout. A source that
+// does not answer in time fails with ErrNoAnswer.
+func WithHeaderTimeout(d time.Duration) FetchOption {
+	return func(o *fetchOptions) { o.header = d }
 }
 
 // WithSizedTimeout bounds the payload by the size the header announces
@@ -126,18 +136,28 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 	_ = s.CloseWrite()
 	var hdr fragHeader
 	var hr io.Reader = s
-	var headerBy time.Time
+	var headerBy, answerBy time.Time
+	if o.header > 0 {
+		answerBy = earliest(ctx, time.Now().Add(o.header))
+		_ = s.SetReadDeadline(answerBy)
+	}
 	if o.floor > 0 {
 		// An honest server writes its header at once: once its first
 		// byte is here, the rest must follow within the grace.
 		hr = &firstByte{r: s, then: func() {
 			headerBy = time.Now().Add(o.grace)
+			if !answerBy.IsZero() && answerBy.Before(headerBy) {
+				headerBy = answerBy
+			}
 			_ = s.SetReadDeadline(earliest(ctx, headerBy))
 		}}
 	}
 	if err := ReadMsg(hr, maxFragHeader, &hdr); err != nil {
 		if !headerBy.IsZero() && ctx.Err() == nil && !time.Now().Before(headerBy) {
 			return fail(fmt.Errorf("%w: header not whole %s after its first byte: %w", ErrTooSlow, o.grace, err))
+		}
+		if !answerBy.IsZero() && ctx.Err() == nil && !time.Now().Before(answerBy) {
+			return fail(fmt.Errorf("%w within %s: %w", ErrNoAnswer, o.header, err))
 		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: stream closed without a header", ErrBadMsg)

@@ -149,6 +149,22 @@ func (m *Mesh) Fetch(ctx context.Context, c cid.Cid, maxSize int64) (core.Verifi
 	return core.Verified{}, fmt.Errorf("%w: %s: %w", ErrNoSource, c, lastErr)
 }
 
+// manifestBudget is the size a manifest's sources are timed for until
+// one announces the real size (see FetchManifest).
+const manifestBudget = 256 << 10
+
+type budgetKey struct{}
+
+// FetchManifest is Fetch for a package's manifest, whose size nobody
+// knows until a source announces it: at most core.MaxManifestBytes, but
+// each source gets FragmentTimeout of manifestBudget (256 KiB) to answer,
+// not the time for the largest manifest; the payload then has the time
+// for the size announced. A relay pulling a larger manifest through
+// slowly is asked again, and the second ask joins its pull.
+func (m *Mesh) FetchManifest(ctx context.Context, c cid.Cid) (core.Verified, error) {
+	return m.Fetch(context.WithValue(ctx, budgetKey{}, int64(manifestBudget)), c, core.MaxManifestBytes)
+}
+
 // untriedSource reports whether a site peer that has c, or a relay, is
 // left to ask.
 func (m *Mesh) untriedSource(c cid.Cid, tried map[peer.ID]bool) bool {
@@ -318,6 +334,16 @@ func (m *Mesh) banned(p peer.ID, now time.Time) bool {
 // forgetting that p has c when it does not.
 func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int), extra ...p2p.FetchOption) (core.Verified, error) {
 	inSite := p != m.cfg.Coordinator && m.alive()[p]
+	floor := m.cfg.FloorBps
+	if inSite && floor > 0 && m.cfg.FloorFraction > 0 && !slices.Contains(m.relayIDs(), p) {
+		m.mu.Lock()
+		floor = max(floor, int64(m.cfg.FloorFraction*m.siteRate))
+		m.mu.Unlock()
+	}
+	budget := maxSize
+	if b, ok := ctx.Value(budgetKey{}).(int64); ok && b < budget {
+		budget = b
+	}
 	m.mu.Lock()
 	s := m.sources[p]
 	if s == nil {
@@ -345,8 +371,11 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	defer cancel()
 	start := time.Now()
 	opts := []p2p.FetchOption{p2p.WithMeter(m.cfg.Meter), p2p.WithSizedTimeout(m.cfg.FragmentTimeout)}
-	if inSite && m.cfg.FloorBps > 0 {
-		opts = append(opts, p2p.WithFloor(m.cfg.FloorBps, m.cfg.FloorGrace))
+	if budget < maxSize {
+		opts = append(opts, p2p.WithHeaderTimeout(m.cfg.FragmentTimeout(budget)))
+	}
+	if inSite && floor > 0 {
+		opts = append(opts, p2p.WithFloor(floor, m.cfg.FloorGrace))
 	}
 	if m.cfg.Shaper != nil {
 		opts = append(opts, p2p.WithShaper(m.cfg.Shaper))

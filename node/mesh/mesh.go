@@ -79,7 +79,14 @@ type Config struct {
 	// the size they announce.
 	FloorBps   int64
 	FloorGrace time.Duration
-	SlowMemory time.Duration
+	// FloorFraction raises the floor for site peers that are not relays
+	// to this fraction of the rate this node measured from site members
+	// (0: no raise): on a fast LAN a peer far slower than the others is
+	// cut sooner, at no WAN cost, since another peer or the relay holds
+	// the fragment. Relays keep FloorBps: cutting the only relay sends
+	// members upstream.
+	FloorFraction float64
+	SlowMemory    time.Duration
 	// HedgeMin is the shortest a fragment is in flight before a hedge
 	// (see Hedge, HedgeAfter) may be sent for it (default 1 s).
 	HedgeMin time.Duration
@@ -129,6 +136,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: SiteWANDownBps %d: must be >= 0", ErrBadConfig, c.SiteWANDownBps)
 	case c.FloorBps < 0:
 		return fmt.Errorf("%w: FloorBps %d: must be >= 0 (0: no floor)", ErrBadConfig, c.FloorBps)
+	case c.FloorFraction < 0 || c.FloorFraction >= 1:
+		return fmt.Errorf("%w: FloorFraction %g: must be in [0, 1)", ErrBadConfig, c.FloorFraction)
 	case c.FloorGrace < 0:
 		return fmt.Errorf("%w: FloorGrace %s: must be >= 0", ErrBadConfig, c.FloorGrace)
 	}

@@ -266,3 +266,77 @@ func TestHedgeAsksAnotherHolderNeverTheWAN(t *testing.T) {
 		t.Fatalf("stats %+v: want one hedge sent", s)
 	}
 }
+
+// A relay that takes a manifest request and never answers holds the
+// member for the time of a 256 KiB object, not of the largest manifest
+// (8 MiB): the member then gets the manifest from the coordinator.
+func TestSilentRelayHoldsManifestForItsBudgetOnly(t *testing.T) {
+	t.Parallel()
+	self, relay, co := loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(self, relay, co)
+	manifest := bytes.Repeat([]byte("m"), 4<<10)
+	if err := p2p.ServeFragments(co, p2p.FragmentServerConfig{Source: &countingSource{store: storeWith(t, manifest)}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	var asked atomic.Int64
+	for _, proto := range fragProtocols {
+		relay.SetStreamHandler(proto, func(s network.Stream) {
+			asked.Add(1)
+			<-done // reads nothing, answers nothing
+			_ = s.Reset()
+		})
+	}
+	ids := []string{self.ID().String(), relay.ID().String()}
+	m, err := New(Config{Host: self, Coordinator: co.ID(), Store: cache.NewMemory(0), Logger: discard,
+		Members: &fakeSite{members: ids, relays: ids[1:]}, RelayGiveUp: time.Millisecond,
+		// 1 ms per KiB: 256 ms for the manifest budget, 8 s for 8 MiB.
+		FragmentTimeout: func(size int64) time.Duration { return time.Duration(size>>10) * time.Millisecond }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second) // a test timeout, below the 8 s for 8 MiB
+	defer cancel()
+	v, err := m.FetchManifest(ctx, core.FragmentCID(manifest))
+	if err != nil || !bytes.Equal(v.Bytes(), manifest) {
+		t.Fatalf("FetchManifest with a silent relay: %v", err)
+	}
+	if s := m.Stats(); asked.Load() == 0 || s.FromCoordinator != 1 {
+		t.Fatalf("stats %+v, relay asked %d times: want the relay asked, then the coordinator", s, asked.Load())
+	}
+}
+
+// On a fast site a peer sending far below the rate measured from site
+// members (under FloorFraction of it) is cut though it is above FloorBps.
+func TestPeerFarBelowTheSiteRateIsCut(t *testing.T) {
+	t.Parallel()
+	self, slow, good, co := loopbackHost(t), loopbackHost(t), loopbackHost(t), loopbackHost(t)
+	introduce(self, slow, good, co)
+	data := bytes.Repeat([]byte("f"), 1<<20)
+	c := core.FragmentCID(data)
+	asked := trickle(t, slow, int64(len(data)), 16<<10, 50*time.Millisecond) // 320 KiB/s: 5x the absolute floor
+	if err := p2p.ServeFragments(good, p2p.FragmentServerConfig{Source: &countingSource{store: storeWith(t, data)}}); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{self.ID().String(), slow.ID().String(), good.ID().String()}
+	m, err := New(Config{Host: self, Coordinator: co.ID(), Store: cache.NewMemory(0), Members: &fakeSite{members: ids}, Logger: discard,
+		FloorBps: 64 << 10, FloorGrace: 300 * time.Millisecond, FloorFraction: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.siteRate = 100 << 20 // measured: 100 MiB/s, so the peers' floor is 5 MiB/s
+	m.dir[c] = map[peer.ID]struct{}{slow.ID(): {}, good.ID(): {}}
+	m.sources[slow.ID()] = &source{ewma: 1e12} // asked first
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a test timeout only
+	defer cancel()
+	v, err := m.Fetch(ctx, c, int64(len(data)))
+	if err != nil || !bytes.Equal(v.Bytes(), data) {
+		t.Fatalf("fetch: %v", err)
+	}
+	if s := m.Stats(); s.TooSlow != 1 || asked.Load() != 1 || s.FromPeers != 1 {
+		t.Fatalf("stats %+v, slow peer asked %d times: want it cut below 5%% of the site rate, the fragment from the other peer", s, asked.Load())
+	}
+}
