@@ -30,20 +30,23 @@ func (a *app) packageCommand() *cli.Command {
 			{
 				Name:      "build",
 				Usage:     "cut an archive into fragments, store them and write the package manifest",
-				UsageText: "relaymesh package build --name NAME --version VERSION --action ACTION [flags] [ARCHIVE]",
+				UsageText: "relaymesh package build --name NAME --version VERSION --action ACTION [flags] [ARCHIVE]\n   relaymesh package build [flags] FILE.deb",
 				Description: "Streams ARCHIVE through the chunker, puts every fragment and the manifest into the " +
 					"fragment store (--store), pins them, writes the manifest file (--out) last and prints the " +
 					"package ID. ARCHIVE may be left out (or --no-archive given) for --action execute.\n\n" +
 					"--command and --uninstall take one string split into argv like a shell splits words: " +
 					"blanks separate, '...' and \"...\" quote; nothing is expanded and no shell ever runs it. " +
 					"Example: --command 'setup.sh --mode \"full install\"'.\n\n" +
+					"A Debian package (FILE.deb) needs no --name, --version, --arch or --action: they come from its " +
+					"control file, and nodes install it with apt/dpkg (action deb) and remove it by name. " +
+					"An ARCHIVE that is neither tar.gz, zip nor .deb is refused.\n\n" +
 					"Flags go before ARCHIVE.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "package name (letters, digits, '.', '_', '+', '-')"},
 					&cli.StringFlag{Name: "version", Usage: "package version (same characters as --name)"},
 					&cli.StringFlag{Name: "os", Value: runtime.GOOS, Usage: "target OS: linux, windows, darwin or any"},
 					&cli.StringFlag{Name: "arch", Value: runtime.GOARCH, Usage: "target architecture: amd64, arm64, 386, arm or any"},
-					&cli.StringFlag{Name: "action", Usage: "launch (extract, run --command there), execute (run --command) or store (extract to --store-path)"},
+					&cli.StringFlag{Name: "action", Usage: "launch (extract, run --command there), execute (run --command) or store (extract to --store-path); not for a .deb, which is action deb"},
 					&cli.StringFlag{Name: "command", Usage: "command to run, one string split into argv (see above)"},
 					&cli.StringFlag{Name: "store-path", Usage: "absolute directory to extract to, for --action store"},
 					&cli.StringFlag{Name: "uninstall", Usage: "command that undoes the install (rollback), split like --command"},
@@ -180,6 +183,15 @@ func buildSpecFromFlags(c *cli.Context, archivePath string) (*buildSpec, error) 
 		StorePath: c.String("store-path"),
 		Priority:  c.Int("priority"),
 	}
+	kind, head := "", []byte(nil)
+	if archivePath != "" {
+		kind, head = sniffArchive(archivePath)
+	}
+	if kind == kindDeb {
+		if err := fillFromDeb(&m, archivePath, c.IsSet); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case m.Name == "":
 		return nil, usageErrorf("%s: --name is empty: name the package, e.g. --name agent", cmd)
@@ -188,10 +200,17 @@ func buildSpecFromFlags(c *cli.Context, archivePath string) (*buildSpec, error) 
 	}
 	switch m.Action {
 	case core.ActionLaunch, core.ActionExecute, core.ActionStore:
+	case core.ActionDeb:
+		if kind != kindDeb && kind != "" {
+			return nil, usageErrorf("%s: --action deb needs a .deb ARCHIVE (package build [flags] FILE.deb)", cmd)
+		}
 	case "":
-		return nil, usageErrorf("%s: --action is empty: want launch, execute or store", cmd)
+		return nil, usageErrorf("%s: --action is empty: want launch, execute or store (or give a .deb)", cmd)
 	default:
-		return nil, usageErrorf("%s: --action %q: unknown action: want launch, execute or store", cmd, m.Action)
+		return nil, usageErrorf("%s: --action %q: unknown action: want launch, execute or store (or give a .deb)", cmd, m.Action)
+	}
+	if kind == kindUnknown {
+		return nil, unknownArchive(archivePath, head)
 	}
 	if m.Priority < 0 || m.Priority > 10 {
 		return nil, usageErrorf("%s: --priority %d: must be between 0 and 10", cmd, m.Priority)
@@ -226,6 +245,8 @@ func buildSpecFromFlags(c *cli.Context, archivePath string) (*buildSpec, error) 
 		return nil, usageErrorf("%s: --action store needs --store-path: give the absolute directory to extract to", cmd)
 	case m.Action != core.ActionStore && m.StorePath != "":
 		return nil, usageErrorf("%s: --store-path %q given with --action %s: only --action store extracts to a path", cmd, m.StorePath, m.Action)
+	case m.Action == core.ActionDeb && archivePath == "":
+		return nil, usageErrorf("%s: --action deb needs the .deb: relaymesh package build FILE.deb", cmd)
 	case m.Action != core.ActionExecute && archivePath == "":
 		return nil, usageErrorf("%s: --action %s needs an ARCHIVE: relaymesh package build [flags] ARCHIVE", cmd, m.Action)
 	}

@@ -17,6 +17,10 @@ const (
 	ActionLaunch  Action = "launch"  // extract to a temp dir and run the command there
 	ActionExecute Action = "execute" // run a command; the archive is optional
 	ActionStore   Action = "store"   // extract to StorePath
+	// ActionDeb: the archive is a Debian package; the node installs it
+	// with its own apt/dpkg and removes it by name (Name, Version and
+	// Arch come from its control file).
+	ActionDeb Action = "deb"
 )
 
 // ManifestSchema is the manifest format version.
@@ -46,10 +50,12 @@ type Manifest struct {
 }
 
 var (
-	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
-	digestRe  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	knownOS   = []string{"linux", "windows", "darwin", "any"}
-	knownArch = []string{"amd64", "arm64", "386", "arm", "any"}
+	nameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
+	digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// debVersionRe is Debian's version syntax: [epoch:]upstream[-revision].
+	debVersionRe = regexp.MustCompile(`^([0-9]{1,9}:)?[0-9][A-Za-z0-9.+~-]{0,126}$`)
+	knownOS      = []string{"linux", "windows", "darwin", "any"}
+	knownArch    = []string{"amd64", "arm64", "386", "arm", "any"}
 )
 
 // Validate checks every field and names the first bad one.
@@ -63,7 +69,11 @@ func (m *Manifest) Validate() error {
 	if !nameRe.MatchString(m.Name) {
 		return bad("name %q: use 1-128 letters, digits, '.', '_', '+' or '-'", m.Name)
 	}
-	if !nameRe.MatchString(m.Version) {
+	if m.Action == ActionDeb {
+		if !debVersionRe.MatchString(m.Version) {
+			return bad("version %q: not a Debian version ([epoch:]upstream[-revision], upstream starting with a digit)", m.Version)
+		}
+	} else if !nameRe.MatchString(m.Version) {
 		return bad("version %q: use 1-128 letters, digits, '.', '_', '+' or '-'", m.Version)
 	}
 	if !slices.Contains(knownOS, m.OS) {
@@ -104,8 +114,18 @@ func (m *Manifest) Validate() error {
 		if !hasArchive {
 			return bad("action store needs an archive")
 		}
+	case ActionDeb:
+		if !hasArchive {
+			return bad("action deb needs the .deb as its archive")
+		}
+		if len(m.Command) != 0 || len(m.Uninstall) != 0 {
+			return bad("action deb takes no command or uninstall: the node installs the .deb with apt/dpkg and removes it by name")
+		}
+		if m.OS != "linux" {
+			return bad("action deb: os %q: a Debian package is for linux", m.OS)
+		}
 	default:
-		return bad("action %q: want launch, execute or store", m.Action)
+		return bad("action %q: want launch, execute, store or deb", m.Action)
 	}
 	if m.Action != ActionStore && m.StorePath != "" {
 		return bad("store path %q given for action %s", m.StorePath, m.Action)

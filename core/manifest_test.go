@@ -321,3 +321,31 @@ func TestManifestFragments(t *testing.T) {
 		t.Errorf("last fragment length %d, want 1", got)
 	}
 }
+
+func TestDebManifestValidate(t *testing.T) {
+	t.Parallel()
+	m := launchManifest()
+	m.Action, m.Command, m.Uninstall, m.Name, m.Version, m.OS = ActionDeb, nil, nil, "hello", "1:2.10-3+deb12u1~bpo1", "linux"
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mut func(m *Manifest)
+		msg string
+	}{
+		{func(m *Manifest) { m.Version = "v1.0" }, `version "v1.0": not a Debian version`},
+		{func(m *Manifest) { m.Command = []string{"dpkg", "-i"} }, "action deb takes no command"},
+		{func(m *Manifest) { m.Uninstall = []string{"dpkg", "-r"} }, "action deb takes no command or uninstall"},
+		{func(m *Manifest) { m.OS = "windows" }, `os "windows": a Debian package is for linux`},
+		{func(m *Manifest) { m.Size, m.Digest, m.FragmentSize, m.Fragments = 0, "", 0, nil }, "action deb needs the .deb"},
+	} {
+		m := launchManifest()
+		m.Action, m.Command, m.Uninstall, m.Version, m.OS = ActionDeb, nil, nil, "1.0-1", "linux"
+		tt.mut(m)
+		checkErr(t, m.Validate(), ErrBadManifest, tt.msg)
+	}
+	// Other actions keep the stricter version rule.
+	m = launchManifest()
+	m.Version = "1:2.0"
+	checkErr(t, m.Validate(), ErrBadManifest, `version "1:2.0"`)
+}

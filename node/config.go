@@ -155,6 +155,12 @@ type Config struct {
 	// drop and avoid bad bytes. Never set it on a real node.
 	CorruptServing bool `yaml:"-"`
 
+	// DebInstall and DebRemove are the argv that install a .deb package
+	// (its path appended) and remove one (its name appended); empty means
+	// node/runner's defaults: apt-get install -y … and dpkg --remove.
+	DebInstall []string `yaml:"deb_install"`
+	DebRemove  []string `yaml:"deb_remove"`
+
 	// Scan says where the patch scan reads dpkg's status and runs apt
 	// (see node/scan.Config): dpkg_admindir, apt_get, apt_root,
 	// apt_lists_dir, apt_options, upgrade, timeout, os_release,

@@ -167,6 +167,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.inst = cfg.Installer; n.inst == nil {
 		rc := runner.Config{
 			TempDir: cfg.tempDir(), Limits: cfg.InstallLimits, RebootCommand: cfg.RebootCommand,
+			DebInstall: cfg.DebInstall, DebRemove: cfg.DebRemove,
 			Env:    []string{"RELAYMESH_NODE_ID=" + enr.NodeID, "RELAYMESH_NODE_NAME=" + enr.Name},
 			Logger: log, Started: n.recordStarted,
 		}

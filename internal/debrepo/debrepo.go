@@ -18,6 +18,9 @@ import (
 type Pkg struct {
 	Name, Version string
 	Arch          string // "all" when empty
+	Depends       string // the Depends field, if any
+	// Postinst, when set, is the package's postinst maintainer script.
+	Postinst string
 }
 
 // Suite is one repository (a flat one: "deb file:DIR ./").
@@ -81,13 +84,21 @@ func BuildDeb(t testing.TB, dir string, p Pkg) string {
 	}
 	ctl := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: relaymesh tests <tests@example.org>\nDescription: test package %s\n",
 		p.Name, p.Version, arch, p.Name)
+	if p.Depends != "" {
+		ctl += "Depends: " + p.Depends + "\n"
+	}
+	if p.Postinst != "" {
+		if err := os.WriteFile(filepath.Join(src, "DEBIAN/postinst"), []byte(p.Postinst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(src, "DEBIAN/control"), []byte(ctl), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(src, "usr/share/doc", p.Name, "README"), []byte(p.Name+" "+p.Version+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, p.Version, arch))
+	out := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, strings.ReplaceAll(p.Version, ":", "%3a"), arch))
 	run(t, dir, "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src, out)
 	return out
 }
@@ -181,4 +192,43 @@ func (r *Root) Clone(t testing.TB, dir string, installed []Pkg) *Root {
 	}
 	WriteStatus(t, c.Admindir, installed)
 	return c
+}
+
+// DpkgRoot makes an empty dpkg root (dpkg --root DIR) under dir and
+// returns it; its status file is DIR/var/lib/dpkg/status.
+func DpkgRoot(t testing.TB, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "dpkgroot")
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"var/lib/dpkg/status", "var/lib/dpkg/available"} {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// Installed returns the version dpkg's status file under root says name
+// is installed at, "" when it is not installed.
+func Installed(t testing.TB, root, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, para := range strings.Split(string(b), "\n\n") {
+		if !strings.Contains(para, "Package: "+name+"\n") || !strings.Contains(para, "Status: install ok installed\n") {
+			continue
+		}
+		for _, l := range strings.Split(para, "\n") {
+			if v, ok := strings.CutPrefix(l, "Version: "); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }

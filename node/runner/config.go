@@ -39,6 +39,15 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// Logger receives progress and failures. Default: discard.
 	Logger *slog.Logger
+	// DebInstall is the argv that installs a .deb package (action deb);
+	// the .deb's path is appended. Default: apt-get install, so its
+	// dependencies resolve from the node's repositories, noninteractive,
+	// keeping changed config files.
+	DebInstall []string
+	// DebRemove is the argv that removes an installed .deb package (a bulk
+	// rollback); the package name is appended. Default: dpkg --remove,
+	// which refuses to remove what other packages depend on.
+	DebRemove []string
 	// Started, when set, is called once each install or uninstall command
 	// runs, before it is waited for, with its order, package, temp dir
 	// ("" for none) and process group ID. The node records these durably
@@ -64,6 +73,9 @@ func DefaultConfig() Config {
 		RebootRequiredFile: defaultRebootRequiredFile(),
 		DefaultTimeout:     DefaultTimeout,
 		Logger:             slog.New(slog.DiscardHandler),
+		DebInstall: []string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "--allow-downgrades",
+			"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"},
+		DebRemove: []string{"dpkg", "--remove"},
 	}
 }
 
@@ -87,6 +99,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
+	}
+	if len(c.DebInstall) == 0 {
+		c.DebInstall = d.DebInstall
+	}
+	if len(c.DebRemove) == 0 {
+		c.DebRemove = d.DebRemove
 	}
 	return c
 }
@@ -113,6 +131,9 @@ func (c Config) Validate() error {
 		if !ok || k == "" {
 			return bad("Env[%d] %q: want KEY=value", i, kv)
 		}
+	}
+	if len(c.DebInstall) == 0 || c.DebInstall[0] == "" || len(c.DebRemove) == 0 || c.DebRemove[0] == "" {
+		return bad("DebInstall %q, DebRemove %q: each needs a program name", c.DebInstall, c.DebRemove)
 	}
 	if c.DefaultTimeout <= 0 {
 		return bad("DefaultTimeout %v: must be positive (default %v)", c.DefaultTimeout, DefaultTimeout)

@@ -124,6 +124,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with mut changing the runner's config.
+func newFixtureWith(t *testing.T, mut func(*Config)) *fixture {
+	t.Helper()
 	base := t.TempDir()
 	f := &fixture{
 		t:     t,
@@ -136,14 +142,18 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Config{
+	cfg := Config{
 		TempDir:            f.tmp,
 		RebootCommand:      []string{"sh", "-c", `touch "$MARKER"`},
 		RebootRequiredFile: filepath.Join(base, "out", "reboot-required"),
 		Env:                []string{"MARKER=" + f.path("rebooted"), "RELAYMESH_NODE_ID=node-1"},
 		DefaultTimeout:     time.Minute,
 		Logger:             slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, f.frags, f.inst)
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	r, err := New(cfg, f.frags, f.inst)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -65,6 +66,20 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 	switch {
 	case err != nil:
 		res.State, res.Detail = classifyPrepare(ctx, pctx, o, err)
+	case m.Action == core.ActionDeb:
+		timeout, source, ok := o.timeout(m, r.cfg.DefaultTimeout)
+		if !ok {
+			res.State, res.Detail = core.ErrTimeout, fmt.Sprintf("order timeout %v used up before the command started", o.req.Timeout)
+			break
+		}
+		argv := append(slices.Clone(r.cfg.DebInstall), ws.deb)
+		run := runCommand(ctx, argv, ws.dir, r.debEnv(o, &p, ws.dir), timeout, r.started(o, p, ws))
+		res.State, res.ExitCode, res.Detail = classifyRun(run, timeout, source)
+		res.Output = core.Tail(run.Output, core.MaxOutputTail)
+		if res.State == core.StateSuccess && res.ExitCode != 0 {
+			// apt and dpkg exit 0 when installed; anything else is a failure.
+			res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited %d: %s", argv[0], res.ExitCode, lastLine(run.Output))
+		}
 	case len(m.Command) == 0: // store without command
 		res.State, res.ExitCode = core.StateSuccess, 0
 	default:
@@ -114,7 +129,11 @@ func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result)
 		log.Warn("bulk rollback failed", "detail", res.Detail)
 		return res
 	}
-	if len(m.Uninstall) == 0 {
+	uninstall := m.Uninstall
+	if m.Action == core.ActionDeb {
+		uninstall = append(slices.Clone(r.cfg.DebRemove), m.Name)
+	}
+	if len(uninstall) == 0 {
 		return stays("not rolled back: the package has no uninstall command")
 	}
 	if err := ctx.Err(); err != nil {
@@ -135,7 +154,11 @@ func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result)
 	if m.TimeoutSec > 0 {
 		timeout, source = time.Duration(m.TimeoutSec)*time.Second, "package timeout"
 	}
-	run := runCommand(ctx, m.Uninstall, ws.dir, r.env(o, &p, ws.dir), timeout, r.started(o, p, ws))
+	env := r.env(o, &p, ws.dir)
+	if m.Action == core.ActionDeb {
+		env = r.debEnv(o, &p, ws.dir)
+	}
+	run := runCommand(ctx, uninstall, ws.dir, env, timeout, r.started(o, p, ws))
 	out := prev.Output + "\n--- uninstall (bulk rollback) ---\n" + string(run.Output)
 	res.Output = core.Tail([]byte(out), core.MaxOutputTail)
 	st, code, detail := classifyRun(run, timeout, source)
@@ -183,6 +206,7 @@ func checkPackage(p Package) error {
 type workspace struct {
 	tmp string // the package's temp dir, removed by cleanup; "" if none
 	dir string // the command's working dir and RELAYMESH_PACKAGE_DIR
+	deb string // action deb: the reassembled .deb
 }
 
 // prepare makes m's workspace: a fresh temp dir holding the extracted
@@ -206,15 +230,26 @@ func (r *Runner) prepare(ctx context.Context, m *core.Manifest, unpackStore bool
 	if ws.dir == "" {
 		ws.dir = filepath.Join(tmp, "pkg")
 	}
-	if m.Size == 0 { // execute without archive
+	if m.Size == 0 || m.Action == core.ActionDeb && !unpackStore { // execute without archive; a deb's removal
 		if err := os.Mkdir(ws.dir, 0o755); err != nil {
 			return ws, fmt.Errorf("%w: %w", ErrBuild, err)
 		}
 		return ws, nil
 	}
 	archive := filepath.Join(tmp, "archive")
+	if m.Action == core.ActionDeb {
+		// Not extracted: apt/dpkg install the .deb as it is.
+		if err := os.Mkdir(ws.dir, 0o755); err != nil {
+			return ws, fmt.Errorf("%w: %w", ErrBuild, err)
+		}
+		archive = filepath.Join(ws.dir, debFileName(m))
+	}
 	if err := assemble(ctx, r.frags, m, archive); err != nil {
 		return ws, err
+	}
+	if m.Action == core.ActionDeb {
+		ws.deb = archive
+		return ws, nil
 	}
 	if m.Action == core.ActionStore {
 		if err := os.MkdirAll(ws.dir, 0o755); err != nil {
@@ -231,6 +266,31 @@ func (r *Runner) prepare(ctx context.Context, m *core.Manifest, unpackStore bool
 		r.log.Warn("cannot remove reassembled archive", "path", archive, "err", err)
 	}
 	return ws, nil
+}
+
+// debFileName is the .deb's file name as Debian names it (the epoch's
+// colon left out).
+func debFileName(m *core.Manifest) string {
+	v := m.Version
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
+	}
+	arch := m.Arch
+	if arch == "any" {
+		arch = "all"
+	}
+	return m.Name + "_" + v + "_" + arch + ".deb"
+}
+
+// debEnv is env with what apt and dpkg need to run unattended.
+func (r *Runner) debEnv(o *order, p *Package, dir string) []string {
+	return append(r.env(o, p, dir), "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none", "LC_ALL=C")
+}
+
+// lastLine is the last non-empty line of out, for a detail.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return clip(lines[len(lines)-1])
 }
 
 // cleanup removes the workspace's temp dir.
