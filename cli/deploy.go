@@ -21,7 +21,7 @@ func (a *app) deployCommand() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "sign an order for PACKAGE... to the targets and hand it to the mesh",
-				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade] [--dry-run]",
+				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade] [--force] [--dry-run]",
 				Flags: append(adminFlags(),
 					&cli.StringSliceFlag{Name: "node", Usage: "target node ID or name (repeatable)"},
 					&cli.StringSliceFlag{Name: "site", Usage: "target every node of a site (repeatable)"},
@@ -37,6 +37,7 @@ func (a *app) deployCommand() *cli.Command {
 					&cli.StringFlag{Name: "timeout", Usage: "install time budget for the whole order, e.g. 10m"},
 					&cli.BoolFlag{Name: "prefetch", Usage: "download before the window opens; install inside it"},
 					&cli.BoolFlag{Name: "allow-downgrade", Usage: "install over a newer version of the same package name (otherwise nodes refuse with ERR_DOWNGRADE)"},
+					&cli.BoolFlag{Name: "force", Usage: "install again on nodes that installed the packages before (otherwise they report ERR_ALREADY_SETUP)"},
 					&cli.BoolFlag{Name: "dry-run", Usage: "resolve the targets and check the order, print them, sign nothing"},
 				),
 				Action: a.deployCreate,
@@ -94,9 +95,9 @@ func (a *app) deployCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "validate", Usage: "clear SUCCESS rows; with --all also unaffect nodes never notified", ArgsUsage: "ID",
+				Name: "validate", Usage: "clear SUCCESS and ERR_ALREADY_SETUP rows; with --all also unaffect nodes never notified", ArgsUsage: "ID",
 				Flags: append(adminFlags(),
-					&cli.BoolFlag{Name: "success", Usage: "clear SUCCESS rows (the default)"},
+					&cli.BoolFlag{Name: "success", Usage: "clear SUCCESS and ERR_ALREADY_SETUP rows (the default)"},
 					&cli.BoolFlag{Name: "all", Usage: "also unaffect nodes never notified"},
 				),
 				Action: func(c *cli.Context) error {
@@ -128,8 +129,8 @@ func (a *app) deployCreate(c *cli.Context) error {
 		Tags: c.StringSlice("tag"), OS: c.String("os"), All: c.Bool("all"),
 		NotBefore: c.String("not-before"), Window: c.String("window"), Expires: c.String("expires"),
 		Bulk: c.Bool("bulk"), Reboot: c.String("reboot"), Timeout: c.String("timeout"), Prefetch: c.Bool("prefetch"),
-		AllowDowngrade: c.Bool("allow-downgrade"),
-		DryRun:         c.Bool("dry-run"),
+		AllowDowngrade: c.Bool("allow-downgrade"), Force: c.Bool("force"),
+		DryRun: c.Bool("dry-run"),
 	}
 	if p := c.Int("priority"); p != -1 {
 		if p < 0 || p > 10 {
@@ -227,7 +228,7 @@ func (a *app) deployShow(c *cli.Context) error {
 func tally(d *coordinator.DeploymentView) (ok, bad, pending int) {
 	for st, n := range d.Counts {
 		switch {
-		case st == core.StateSuccess:
+		case st.Installed():
 			ok += n
 		case st.Final():
 			bad += n

@@ -247,3 +247,54 @@ func TestMixedVersionsShown(t *testing.T) {
 		t.Errorf("sites list:\n%s", r.stdout)
 	}
 }
+
+func TestPackageSuccessCodes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := []string{"package", "build", "--name", "tool", "--version", "1", "--action", "execute", "--no-archive",
+		"--store", filepath.Join(dir, "s"), "--out", filepath.Join(dir, "m.json")}
+	r := run(t, append(base, "--command", "setup.exe /quiet", "--success-codes", "0, 2")...)
+	mustSucceed(t, r)
+	r = run(t, "package", "inspect", filepath.Join(dir, "m.json"))
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "0, 2 (and 3010, 1641: reboot needed)") {
+		t.Errorf("inspect does not show the success codes:\n%s", r.stdout)
+	}
+	for _, tc := range []struct {
+		codes string
+		want  []string
+	}{
+		{"zero", []string{`--success-codes "zero"`, "not an exit code"}},
+		{"-1", []string{`"-1" is not an exit code`}},
+		{"0,4294967296", []string{"4294967296"}},
+		{"2,2", []string{"2 listed twice"}},
+	} {
+		mustFailOneLine(t, run(t, append(base, "--command", "x", "--success-codes", tc.codes)...), tc.want...)
+	}
+	storeArgs := []string{"package", "build", "--name", "conf", "--version", "1", "--action", "store", "--store-path", "/opt/c",
+		"--store", filepath.Join(dir, "s"), "--out", filepath.Join(dir, "c.json"), "--success-codes", "0", filepath.Join(dir, "m.json")}
+	mustFailOneLine(t, run(t, storeArgs...), "--success-codes", "no --command")
+}
+
+// deploy create --force reaches the coordinator (and so the order).
+func TestDeployForce(t *testing.T) {
+	t.Parallel()
+	c := startCoord(t)
+	c.fleet()
+	pkg := c.publish("tool")
+	r := run(t, append([]string{"deploy", "create", "--json", "--node", "lyon-1", "--force", pkg}, c.admin...)...)
+	mustSucceed(t, r)
+	var d coordinator.DeploymentView
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatal(err)
+	}
+	// The order as lyon-1 gets it.
+	resp, err := c.co.Sync(c.ids["lyon-1"], &core.SyncRequest{Info: core.NodeInfo{Hostname: "lyon-1", OS: "linux", Arch: "amd64"}})
+	if err != nil || len(resp.Orders) != 1 {
+		t.Fatalf("sync: %v, %d orders", err, len(resp.Orders))
+	}
+	o, err := core.DecodeOrder(resp.Orders[0].Payload)
+	if err != nil || o.ID != d.ID || !o.Force {
+		t.Errorf("order %+v (%v): want %s with force", o, err, d.ID)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +52,7 @@ func (a *app) packageCommand() *cli.Command {
 					&cli.StringFlag{Name: "command", Usage: "command to run, one string split into argv (see above)"},
 					&cli.StringFlag{Name: "store-path", Usage: "absolute directory to extract to, for --action store"},
 					&cli.StringFlag{Name: "uninstall", Usage: "command that undoes the install (rollback), split like --command"},
+					&cli.StringFlag{Name: "success-codes", Usage: "comma-separated exit codes of --command that mean installed (default 0; 3010 and 1641 always mean installed, reboot needed), e.g. 0,2"},
 					&cli.IntFlag{Name: "priority", Value: 5, Usage: "priority from 0 (first) to 10 (last)"},
 					&cli.DurationFlag{Name: "timeout", Usage: "install timeout in whole seconds, like 10m (0: the node's default)"},
 					&cli.StringFlag{Name: "fragment-size", Value: "1MiB", Usage: "fragment size, 64KiB to 64MiB: 65536, 64KiB, 1MiB"},
@@ -231,6 +234,12 @@ func buildSpecFromFlags(c *cli.Context, archivePath string) (*buildSpec, error) 
 	if m.Command, err = splitArgv(c.String("command")); err != nil {
 		return nil, usageErrorf("%s: --command: %w", cmd, err)
 	}
+	if m.SuccessCodes, err = parseSuccessCodes(c.String("success-codes")); err != nil {
+		return nil, usageErrorf("%s: --success-codes %q: %v", cmd, c.String("success-codes"), err)
+	}
+	if len(m.SuccessCodes) > 0 && c.String("command") == "" {
+		return nil, usageErrorf("%s: --success-codes %q: the package has no --command whose exit code they would judge", cmd, c.String("success-codes"))
+	}
 	if m.Uninstall, err = splitArgv(c.String("uninstall")); err != nil {
 		return nil, usageErrorf("%s: --uninstall: %w", cmd, err)
 	}
@@ -317,4 +326,28 @@ func openArchive(path string) (*os.File, int64, error) {
 		return nil, 0, usageErrorf("%s: archive %q: %w: give a non-empty archive, or use --action execute without one", cmd, path, core.ErrEmptyArchive)
 	}
 	return f, st.Size(), nil
+}
+
+// parseSuccessCodes reads --success-codes: comma-separated exit codes,
+// each listed once; "" is none (the default, 0).
+func parseSuccessCodes(s string) ([]int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n < 0 || n > 1<<32-1 {
+			return nil, fmt.Errorf("%q is not an exit code (0 to 4294967295)", f)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%d listed twice", n)
+		}
+		out = append(out, n)
+	}
+	if len(out) > core.MaxSuccessCodes {
+		return nil, fmt.Errorf("%d codes, at most %d", len(out), core.MaxSuccessCodes)
+	}
+	return out, nil
 }

@@ -86,6 +86,9 @@ func writeManifestTable(w io.Writer, id cid.Cid, m *core.Manifest) error {
 	if m.StorePath != "" {
 		row("store path", m.StorePath)
 	}
+	if len(m.Command) > 0 {
+		row("success codes", m.SuccessCodeList())
+	}
 	if len(m.Uninstall) > 0 {
 		row("uninstall", quoteArgv(m.Uninstall))
 	}

@@ -31,6 +31,9 @@ type DeployRequest struct {
 	// AllowDowngrade signs allow_downgrade into the order: nodes install
 	// the packages over newer versions of the same names.
 	AllowDowngrade bool `json:"allow_downgrade,omitempty"`
+	// Force signs force into the order: nodes install the packages again
+	// where they are installed already.
+	Force bool `json:"force,omitempty"`
 	// DryRun resolves the targets and checks the request, and returns
 	// what the deployment would be without signing or recording anything.
 	DryRun bool `json:"dry_run,omitempty"`
@@ -118,7 +121,7 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 		IssuedAt: now, NotBefore: notBefore, Expires: notBefore.Add(ttl).Truncate(time.Second),
 		Packages: slices.Clone(req.Packages), Targets: targets, Priority: prio, Mode: mode,
 		Reboot: reboot, Timeout: timeout, Window: req.Window, Prefetch: req.Prefetch,
-		AllowDowngrade: req.AllowDowngrade,
+		AllowDowngrade: req.AllowDowngrade, Force: req.Force,
 	}
 	env, err := core.SignOrder(o, c.orderKey)
 	if err != nil {
@@ -236,7 +239,7 @@ func (c *Coordinator) deployStateLocked(d *Deployment) string {
 	for _, r := range rows {
 		if !r.State.Final() {
 			allFinal = false
-		} else if r.State != core.StateSuccess {
+		} else if !r.State.Installed() {
 			allOK = false
 		}
 		if r.State != core.StateWaiting {
@@ -353,7 +356,7 @@ func (c *Coordinator) ValidateDeployment(id string, all bool) (int, error) {
 	remove := map[string]bool{}
 	for node, r := range c.st.rows[id] {
 		switch {
-		case r.State == core.StateSuccess && !r.Validated:
+		case r.State.Installed() && !r.Validated:
 			cp := *r
 			cp.Validated = true
 			pairs = append(pairs, jsonPair(rowKey(id, node), &cp))
@@ -373,7 +376,7 @@ func (c *Coordinator) ValidateDeployment(id string, all bool) (int, error) {
 	for node, r := range c.st.rows[id] {
 		if remove[node] {
 			delete(c.st.rows[id], node)
-		} else if r.State == core.StateSuccess && !r.Validated {
+		} else if r.State.Installed() && !r.Validated {
 			cp := *r
 			cp.Validated = true
 			c.st.rows[id][node] = &cp

@@ -279,15 +279,21 @@ func applyReport(row *Row, s *core.Status, d *Deployment, now time.Time) {
 }
 
 // summarise gives a node's overall state over an order's packages: still
-// INSTALLING while any package has no result, else the first error, else
-// SUCCESS with the highest exit code.
+// INSTALLING while any package has no result, else the first error (an
+// already installed package is none), else SUCCESS with the highest exit
+// code, or ERR_ALREADY_SETUP when every package was installed before.
 func summarise(got map[string]PackageRow, want []string) (core.State, int) {
 	exit := 0
 	var firstErr *PackageRow
+	already := 0
 	for _, p := range want {
 		r, ok := got[p]
 		if !ok {
 			return core.StateInstalling, 0
+		}
+		if r.State == core.ErrAlreadySetup {
+			already++
+			continue
 		}
 		if r.State != core.StateSuccess && firstErr == nil {
 			r := r
@@ -297,6 +303,9 @@ func summarise(got map[string]PackageRow, want []string) (core.State, int) {
 	}
 	if firstErr != nil {
 		return firstErr.State, firstErr.ExitCode
+	}
+	if already == len(want) {
+		return core.ErrAlreadySetup, got[want[0]].ExitCode
 	}
 	return core.StateSuccess, exit
 }

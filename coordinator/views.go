@@ -78,7 +78,7 @@ func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
 		}
 		sc.Total++
 		switch {
-		case r.State == core.StateSuccess:
+		case r.State.Installed():
 			sc.Success++
 		case r.State.Final():
 			sc.Failed++

@@ -47,6 +47,55 @@ type Manifest struct {
 	Digest       string   `json:"digest,omitempty"`
 	FragmentSize int      `json:"fragment_size,omitempty"`
 	Fragments    []string `json:"fragments,omitempty"`
+	// SuccessCodes are the exit codes of Command that mean installed;
+	// none declared means 0. 3010 and 1641 (the Windows installer's
+	// "installed, reboot required / initiated") always do. Any other
+	// code fails the install with ERR_EXECUTE. Last, and omitted when
+	// empty, so manifests without it encode as before.
+	SuccessCodes []int64 `json:"success_codes,omitempty"`
+}
+
+// MaxSuccessCodes bounds Manifest.SuccessCodes.
+const MaxSuccessCodes = 32
+
+// maxExitCode is the largest exit code a process can have (Windows: a
+// 32-bit unsigned DWORD; Unix: 255).
+const maxExitCode = 1<<32 - 1
+
+// Reboot codes: installed, and a reboot is needed (or started).
+const (
+	ExitRebootRequired  = 3010 // ERROR_SUCCESS_REBOOT_REQUIRED
+	ExitRebootInitiated = 1641 // ERROR_SUCCESS_REBOOT_INITIATED
+)
+
+// RebootCode reports whether an exit code says installed, reboot needed.
+func RebootCode(code int) bool { return code == ExitRebootRequired || code == ExitRebootInitiated }
+
+// Succeeded reports whether Command exiting with code means the package
+// is installed: one of SuccessCodes (0 when none are declared) or a
+// reboot code.
+func (m *Manifest) Succeeded(code int) bool {
+	if RebootCode(code) {
+		return true
+	}
+	if len(m.SuccessCodes) == 0 {
+		return code == 0
+	}
+	return slices.Contains(m.SuccessCodes, int64(code))
+}
+
+// SuccessCodeList is the exit codes that mean installed, for people:
+// "0", or "0, 2", plus the reboot codes.
+func (m *Manifest) SuccessCodeList() string {
+	codes := m.SuccessCodes
+	if len(codes) == 0 {
+		codes = []int64{0}
+	}
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprint(c)
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" (and %d, %d: reboot needed)", ExitRebootRequired, ExitRebootInitiated)
 }
 
 var (
@@ -93,6 +142,20 @@ func (m *Manifest) Validate() error {
 	}
 	if err := checkArgv("uninstall", m.Uninstall); err != nil {
 		return bad("%v", err)
+	}
+	if len(m.SuccessCodes) > MaxSuccessCodes {
+		return bad("%d success codes: at most %d", len(m.SuccessCodes), MaxSuccessCodes)
+	}
+	for i, c := range m.SuccessCodes {
+		if c < 0 || c > maxExitCode {
+			return bad("success code %d: must be an exit code from 0 to %d", c, int64(maxExitCode))
+		}
+		if slices.Contains(m.SuccessCodes[:i], c) {
+			return bad("success code %d listed twice", c)
+		}
+	}
+	if len(m.SuccessCodes) > 0 && len(m.Command) == 0 {
+		return bad("success codes given for a package without a command")
 	}
 	hasArchive := m.Size > 0
 	switch m.Action {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,6 +125,15 @@ func TestManifestInvalid(t *testing.T) {
 		{"fragment size 0", launchManifest, func(m *Manifest) { m.FragmentSize = 0 }, []string{"fragment size 0"}},
 		{"fragment size too big", launchManifest, func(m *Manifest) { m.FragmentSize = MaxFragmentSize + 1 }, []string{"fragment size 67108865"}},
 		{"size overflows the count", launchManifest, func(m *Manifest) { m.Size = 1<<63 - 1 }, []string{"fragments listed"}},
+		{"negative success code", executeManifest, func(m *Manifest) { m.SuccessCodes = []int64{0, -1} }, []string{"success code -1"}},
+		{"success code above a DWORD", executeManifest, func(m *Manifest) { m.SuccessCodes = []int64{1 << 32} }, []string{"success code 4294967296"}},
+		{"success code twice", executeManifest, func(m *Manifest) { m.SuccessCodes = []int64{2, 0, 2} }, []string{"success code 2 listed twice"}},
+		{"too many success codes", executeManifest, func(m *Manifest) {
+			for i := range MaxSuccessCodes + 1 {
+				m.SuccessCodes = append(m.SuccessCodes, int64(i))
+			}
+		}, []string{"33 success codes"}},
+		{"success codes without command", storeManifest, func(m *Manifest) { m.SuccessCodes = []int64{0} }, []string{"without a command"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,4 +358,49 @@ func TestDebManifestValidate(t *testing.T) {
 	m = launchManifest()
 	m.Version = "1:2.0"
 	checkErr(t, m.Validate(), ErrBadManifest, `version "1:2.0"`)
+}
+
+func TestManifestSucceeded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		codes []int64
+		ok    []int
+		fail  []int
+		list  string
+	}{
+		{nil, []int{0, 3010, 1641}, []int{1, 3, 255, -1}, "0 (and 3010, 1641: reboot needed)"},
+		{[]int64{0, 2}, []int{0, 2, 3010}, []int{1, 3}, "0, 2 (and 3010, 1641: reboot needed)"},
+		{[]int64{17}, []int{17, 1641}, []int{0}, "17 (and 3010, 1641: reboot needed)"},
+	} {
+		m := executeManifest()
+		m.SuccessCodes = tc.codes
+		for _, c := range tc.ok {
+			if !m.Succeeded(c) {
+				t.Errorf("codes %v: %d not a success", tc.codes, c)
+			}
+		}
+		for _, c := range tc.fail {
+			if m.Succeeded(c) {
+				t.Errorf("codes %v: %d a success", tc.codes, c)
+			}
+		}
+		if got := m.SuccessCodeList(); got != tc.list {
+			t.Errorf("codes %v: list %q, want %q", tc.codes, got, tc.list)
+		}
+	}
+	// A manifest that declares none encodes as before the field existed.
+	b, err := executeManifest().Encode()
+	if err != nil || strings.Contains(string(b), "success_codes") {
+		t.Errorf("encoding without success codes: %s %v", b, err)
+	}
+	m := executeManifest()
+	m.SuccessCodes = []int64{0, 2}
+	b, err = m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeManifest(b)
+	if err != nil || !slices.Equal(back.SuccessCodes, []int64{0, 2}) {
+		t.Errorf("round trip: %v %v", back, err)
+	}
 }

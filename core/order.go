@@ -62,6 +62,10 @@ type Order struct {
 	// ERR_DOWNGRADE. Last, and omitted when false, so orders without it
 	// encode as before.
 	AllowDowngrade bool `json:"allow_downgrade,omitempty"`
+	// Force installs the packages again on nodes that installed them
+	// before (otherwise they answer ERR_ALREADY_SETUP). Omitted when
+	// false, so orders without it encode as before.
+	Force bool `json:"force,omitempty"`
 }
 
 var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -136,7 +140,7 @@ func (o *Order) Validate() error {
 		if !orderIDRe.MatchString(o.Cancels) {
 			return bad("cancel order names no valid order to cancel (%q)", o.Cancels)
 		}
-		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.AllowDowngrade {
+		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.AllowDowngrade || o.Force {
 			return bad("a cancel order carries only targets and the order it cancels")
 		}
 	case KindScan:

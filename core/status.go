@@ -57,6 +57,11 @@ func (s State) Final() bool {
 	return true
 }
 
+// Installed reports whether a node in state s has the package, which is
+// what the order asked for: SUCCESS, or ERR_ALREADY_SETUP (installed by
+// an earlier order). Statistics count both as success, not as errors.
+func (s State) Installed() bool { return s == StateSuccess || s == ErrAlreadySetup }
+
 // IsError reports whether s is one of the ERR_ states.
 func (s State) IsError() bool { return len(s) > 4 && s[:4] == "ERR_" }
 

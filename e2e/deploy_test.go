@@ -215,16 +215,25 @@ func TestDeployEndToEnd(t *testing.T) {
 		}
 	}
 
-	// 2. execute without archive, exit code 3: SUCCESS [3].
+	// 2. execute without archive, exit code 3: ERR_EXECUTE [3], unless the
+	// package declares 3 a success code: then SUCCESS [3].
 	pkg3 := c.build("", "--no-archive", "--name", "exit3", "--version", "1", "--action", "execute", "--command", "sh -c 'echo three; exit 3'")
 	d = c.deploy(2*time.Minute, pkg3, "--site", "paris")
 	for name, r := range rowsByName(d) {
-		if r.State != core.StateSuccess || r.ExitCode != 3 {
-			t.Errorf("exit3 on %s: %s [%d]", name, r.State, r.ExitCode)
+		if r.State != core.ErrExecute || r.ExitCode != 3 {
+			t.Errorf("exit3 on %s: %s [%d], want ERR_EXECUTE [3]", name, r.State, r.ExitCode)
 		}
 	}
-	if d.Targets != 3 {
-		t.Errorf("exit3 deployed to site paris: %d targets, want 3", d.Targets)
+	if d.Targets != 3 || d.State != coordinator.DeployIncomplete {
+		t.Errorf("exit3 deployed to site paris: %d targets, %s; want 3, INCOMPLETE", d.Targets, d.State)
+	}
+	pkg3ok := c.build("", "--no-archive", "--name", "exit3ok", "--version", "1", "--action", "execute", "--command", "sh -c 'echo three; exit 3'",
+		"--success-codes", "0,3")
+	d = c.deploy(2*time.Minute, pkg3ok, "--site", "paris")
+	for name, r := range rowsByName(d) {
+		if r.State != core.StateSuccess || r.ExitCode != 3 {
+			t.Errorf("exit3ok on %s: %s [%d], want SUCCESS [3]", name, r.State, r.ExitCode)
+		}
 	}
 
 	// 3. a command that sleeps past the order's timeout: ERR_TIMEOUT.

@@ -53,7 +53,8 @@ func TestPushedOrderRunsToSuccess(t *testing.T) {
 	f := newFakeCoord(t)
 	n := startNode(t, enrollNode(t, f), nil)
 	marker := filepath.Join(t.TempDir(), "ran")
-	pkg := f.addPackage(markerScript(marker, 7), 200<<10)
+	// 7 is one of the package's success codes.
+	pkg := f.addPackageWith(markerScript(marker, 7), 200<<10, func(m *core.Manifest) { m.SuccessCodes = []int64{0, 7} })
 	env := f.sign(f.order("deploy-1", n.ID().String(), pkg, nil))
 
 	if acc, err := f.push(testCtx(t), n, env); err != nil || acc != 1 {
@@ -257,5 +258,26 @@ func TestRunStopsCleanlyOnCancel(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v, want nil after a clean shutdown", err)
+	}
+}
+
+// A command that exits with a code the package does not declare a success
+// fails: ERR_EXECUTE with the code, not SUCCESS.
+func TestExitCodeNotDeclaredIsAFailure(t *testing.T) {
+	t.Parallel()
+	f := newFakeCoord(t)
+	n := startNode(t, enrollNode(t, f), nil)
+	pkg := f.addPackage("#!/bin/sh\necho half done\nexit 3\n", 10)
+	if _, err := f.push(testCtx(t), n, f.sign(f.order("exit3", n.ID().String(), pkg, nil))); err != nil {
+		t.Fatal(err)
+	}
+	got := f.waitState(t, "exit3", core.ErrExecute)
+	if got.ExitCode != 3 || !strings.Contains(got.Detail, "exit code 3") || !strings.Contains(got.Output, "half done") {
+		t.Errorf("report: exit %d detail %q output %q", got.ExitCode, got.Detail, got.Output)
+	}
+	for _, s := range f.statuses("exit3") {
+		if s.State == core.StateSuccess {
+			t.Errorf("a SUCCESS report for a command that exited 3")
+		}
 	}
 }

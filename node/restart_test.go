@@ -72,7 +72,7 @@ func TestOutboxSurvivesRestartWhileCoordinatorIsAway(t *testing.T) {
 	f := newFakeCoord(t)
 	dir := enrollNode(t, f)
 	marker := filepath.Join(t.TempDir(), "ran")
-	pkg := f.addPackage(markerScript(marker, 3), 10)
+	pkg := f.addPackageWith(markerScript(marker, 3), 10, func(m *core.Manifest) { m.SuccessCodes = []int64{3} })
 	f.hostile.Store(true) // status intake fails: reports pile up
 	n := startNode(t, dir, nil)
 	if _, err := f.push(testCtx(t), n, f.sign(f.order("offline", n.ID().String(), pkg, nil))); err != nil {

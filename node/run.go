@@ -90,7 +90,7 @@ func (n *Node) runJob(j *job) {
 	}
 	log.Info("installing", "packages", len(pkgs), "mode", o.Mode)
 	req := runner.Request{OrderID: o.ID, Packages: pkgs, Mode: o.Mode, Reboot: o.Reboot,
-		Timeout: time.Duration(o.Timeout) * time.Second, AllowDowngrade: o.AllowDowngrade}
+		Timeout: time.Duration(o.Timeout) * time.Second, AllowDowngrade: o.AllowDowngrade, Force: o.Force}
 	onStart := func(pkg string) {
 		n.report(core.Status{OrderID: o.ID, Package: pkg, State: core.StateInstalling})
 	}

@@ -6,13 +6,16 @@
 //
 // Decisions a reader would otherwise have to dig out of the code:
 //
-//   - A command that ran and exited is SUCCESS whatever its exit code, as in
-//     OCS: the admin reads the code. Only exit 0 and the Windows "reboot
-//     required" codes 3010 and 1641 count as installed: they mark the package
-//     in Installed, and only they let a bulk order go on. Any other exit code
-//     leaves the package unmarked, so a later order may try again.
+//   - A command's exit code is SUCCESS only when it is one of the package's
+//     success codes (Manifest.SuccessCodes; 0 when none are declared) or a
+//     Windows "reboot required" code, 3010 or 1641. Any other code is
+//     ERR_EXECUTE with the code in ExitCode and the success codes in
+//     Detail: a command that exits 3 failed. Only SUCCESS marks the package
+//     in Installed and lets a bulk order go on; a failed package stays
+//     unmarked, so a later order may try again.
 //   - ERR_ALREADY_SETUP does not stop a bulk order: the package is on the
-//     node, which is what the order wants.
+//     node, which is what the order wants. Request.Force (the order's
+//     force) installs it again instead.
 //   - onStart is called only for packages whose install really begins, not
 //     for ones refused before (already installed, order aborted or out of
 //     time). onResult may be called twice for a package of a bulk order that

@@ -37,9 +37,11 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 	case err != nil:
 		log.Error("cannot read installed record", "err", err)
 		return fail(core.ErrAborted, "cannot tell whether the package is installed: %v", err)
-	case done:
+	case done && !o.req.Force:
 		log.Info("already installed")
-		return fail(core.ErrAlreadySetup, "installed by an earlier order")
+		return fail(core.ErrAlreadySetup, "installed by an earlier order (deploy with --force to install it again)")
+	case done:
+		log.Info("installed by an earlier order: installing again (force)")
 	}
 	if err := Downgrade(r.inst, m, o.req.AllowDowngrade); err != nil {
 		if errors.Is(err, ErrDowngrade) {
@@ -91,11 +93,15 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 		run := runCommand(ctx, m.Command, ws.dir, r.env(o, &p, ws.dir), timeout, r.started(o, p, ws))
 		res.State, res.ExitCode, res.Detail = classifyRun(run, timeout, source)
 		res.Output = core.Tail(run.Output, core.MaxOutputTail)
+		if res.State == core.StateSuccess && !m.Succeeded(res.ExitCode) {
+			res.State = core.ErrExecute
+			res.Detail = fmt.Sprintf("exit code %d: the package's success codes are %s", res.ExitCode, m.SuccessCodeList())
+		}
 		if res.State == core.StateSuccess && rebootCode(res.ExitCode) {
 			o.reboot = true
 		}
 	}
-	installed = res.State == core.StateSuccess && installedCode(res.ExitCode)
+	installed = res.State == core.StateSuccess
 	if installed {
 		if err := r.inst.MarkInstalled(p, o.req.OrderID); err != nil {
 			log.Error("cannot record the install", "err", err)

@@ -62,6 +62,9 @@ type Request struct {
 	// AllowDowngrade lets a package install over a newer version of its
 	// name (the order's allow_downgrade); otherwise it fails ERR_DOWNGRADE.
 	AllowDowngrade bool
+	// Force installs a package this node installed before again (the
+	// order's force); otherwise it is ERR_ALREADY_SETUP.
+	Force bool
 }
 
 func (q *Request) validate() error {
@@ -256,25 +259,19 @@ func (r *Runner) env(o *order, p *Package, dir string) []string {
 }
 
 // failsBulk reports whether res stops a bulk order: any error state but
-// ERR_ALREADY_SETUP, and SUCCESS with an exit code that does not mean
-// installed.
+// ERR_ALREADY_SETUP (SUCCESS means the exit code was one of the
+// package's success codes).
 func failsBulk(res Result) bool {
-	switch res.State {
-	case core.ErrAlreadySetup:
-		return false
-	case core.StateSuccess:
-		return !installedCode(res.ExitCode)
-	}
-	return true
+	return res.State != core.StateSuccess && res.State != core.ErrAlreadySetup
 }
 
-// installedCode reports whether a command exit code means the package is
-// installed: 0, or one of the Windows reboot-required codes.
+// installedCode reports whether an uninstall command's exit code means it
+// worked: 0, or one of the Windows reboot-required codes.
 func installedCode(code int) bool { return code == 0 || rebootCode(code) }
 
 // rebootCode reports whether code is ERROR_SUCCESS_REBOOT_REQUIRED (3010) or
 // ERROR_SUCCESS_REBOOT_INITIATED (1641).
-func rebootCode(code int) bool { return code == 3010 || code == 1641 }
+func rebootCode(code int) bool { return core.RebootCode(code) }
 
 // label names a package for people: name and version when known.
 func label(p Package) string {

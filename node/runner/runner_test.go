@@ -58,17 +58,32 @@ func TestInstallOne(t *testing.T) {
 			}
 		},
 	}, {
-		name: "non-zero exit is SUCCESS with the code, not marked installed",
+		name: "an exit code that is not a success code is ERR_EXECUTE with the code, not marked installed",
 		pkg: func(f *fixture) Package {
 			return f.pkg(core.Manifest{Name: "exit3", Action: core.ActionLaunch, Command: f.sh(`echo partial; exit 3`)},
 				tarGz(f.t, file{name: "a", body: "a"}))
 		},
-		want: core.StateSuccess, exit: 3, started: true,
+		want: core.ErrExecute, exit: 3, started: true,
 		check: func(t *testing.T, f *fixture, res Result) {
 			if res.Output != "partial\n" {
 				t.Errorf("output %q, want the command's", res.Output)
 			}
+			if !strings.Contains(res.Detail, "exit code 3") || !strings.Contains(res.Detail, "success codes are 0 ") {
+				t.Errorf("detail %q: want the code and the success codes", res.Detail)
+			}
 		},
+	}, {
+		name: "a declared success code is SUCCESS and installed",
+		pkg: func(f *fixture) Package {
+			return f.pkg(core.Manifest{Name: "exit3ok", Action: core.ActionExecute, Command: f.sh(`exit 3`), SuccessCodes: []int64{0, 3}}, nil)
+		},
+		want: core.StateSuccess, exit: 3, wantMarked: true, started: true,
+	}, {
+		name: "declared success codes replace 0",
+		pkg: func(f *fixture) Package {
+			return f.pkg(core.Manifest{Name: "only2", Action: core.ActionExecute, Command: f.sh(`exit 0`), SuccessCodes: []int64{2}}, nil)
+		},
+		want: core.ErrExecute, exit: 0, started: true,
 	}, {
 		name: "order timeout kills the process group",
 		pkg: func(f *fixture) Package {
@@ -321,7 +336,7 @@ func TestInstallBulk(t *testing.T) {
 		fail: func(f *fixture) Package {
 			return f.pkg(core.Manifest{Name: "second", Action: core.ActionExecute, Command: f.sh(`exit 1`)}, nil)
 		},
-		state: core.StateSuccess,
+		state: core.ErrExecute,
 	}, {
 		name: "missing fragment",
 		fail: func(f *fixture) Package {
@@ -383,7 +398,7 @@ func TestInstallBulkRollbackLimits(t *testing.T) {
 
 	got := f.install(t.Context(), Request{OrderID: "bulk-2", Mode: core.ModeBulk,
 		Packages: []Package{noUninstall, badUninstall, already, failing}})
-	assertStates(t, got.results, core.ErrAborted, core.ErrAborted, core.ErrAlreadySetup, core.StateSuccess)
+	assertStates(t, got.results, core.ErrAborted, core.ErrAborted, core.ErrAlreadySetup, core.ErrExecute)
 	for i, want := range []string{"no uninstall command", "uninstall exited 4"} {
 		if d := got.results[i].Detail; !strings.Contains(d, want) || !strings.Contains(d, "stays installed") {
 			t.Errorf("%d: detail %q, want %q", i, d, want)
@@ -407,7 +422,7 @@ func TestInstallOneByOne(t *testing.T) {
 	ok := f.pkg(core.Manifest{Name: "ok", Action: core.ActionExecute, Command: f.sh(`touch "$1/ok"`), Uninstall: f.sh(`touch "$1/undone"`)}, nil)
 
 	got := f.install(t.Context(), Request{OrderID: "obo", Mode: core.ModeOneByOne, Packages: []Package{fails, broken, ok}})
-	assertStates(t, got.results, core.StateSuccess, core.ErrBuild, core.StateSuccess)
+	assertStates(t, got.results, core.ErrExecute, core.ErrBuild, core.StateSuccess)
 	if got.results[0].ExitCode != 1 || !f.exists("ok") || f.exists("undone") {
 		t.Errorf("results %+v", got.results)
 	}
@@ -583,14 +598,34 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("code %d: installed %v reboot %v, want %v %v", tc.code,
 				installedCode(tc.code), rebootCode(tc.code), tc.installed, tc.reboot)
 		}
-		res := Result{State: core.StateSuccess, ExitCode: tc.code}
-		if failsBulk(res) == tc.installed {
-			t.Errorf("code %d: failsBulk %v", tc.code, failsBulk(res))
-		}
 	}
-	for st, fails := range map[core.State]bool{core.ErrAlreadySetup: false, core.ErrClean: true, core.ErrTimeout: true} {
+	for st, fails := range map[core.State]bool{core.StateSuccess: false, core.ErrAlreadySetup: false, core.ErrExecute: true, core.ErrClean: true, core.ErrTimeout: true} {
 		if failsBulk(Result{State: st}) != fails {
 			t.Errorf("%s: failsBulk %v, want %v", st, !fails, fails)
 		}
+	}
+}
+
+// A package installed before is ERR_ALREADY_SETUP, and installed again
+// when the order says force.
+func TestForceInstallsAgain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	p := f.pkg(core.Manifest{Name: "again", Action: core.ActionExecute, Command: f.sh(`echo x >> "$1/runs"`)}, nil)
+	if err := f.inst.MarkInstalled(p, "order-0"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.install(t.Context(), Request{OrderID: "plain", Packages: []Package{p}})
+	assertStates(t, got.results, core.ErrAlreadySetup)
+	if f.exists("runs") || !strings.Contains(got.results[0].Detail, "--force") {
+		t.Errorf("already installed: ran %v, detail %q", f.exists("runs"), got.results[0].Detail)
+	}
+	got = f.install(t.Context(), Request{OrderID: "forced", Packages: []Package{p}, Force: true})
+	assertStates(t, got.results, core.StateSuccess)
+	if f.read("runs") != "x" {
+		t.Errorf("forced install ran %q times, want once", f.read("runs"))
+	}
+	if o, ok := f.inst.order(p.ID); !ok || o != "forced" {
+		t.Errorf("installed record %q %v, want the forced order", o, ok)
 	}
 }
