@@ -58,7 +58,7 @@ func TestDebBulkRollbackRemoves(t *testing.T) {
 	deb := f.debPkg(debrepo.Pkg{Name: "tool", Version: "1.0"})
 	failing := f.pkg(core.Manifest{Name: "bad", Action: core.ActionExecute, Command: f.sh(`exit 2`)}, nil)
 	got := f.install(t.Context(), Request{OrderID: "deb-2", Packages: []Package{deb, failing}, Mode: core.ModeBulk})
-	assertStates(t, got.results, core.ErrAborted, core.StateSuccess)
+	assertStates(t, got.results, core.ErrAborted, core.ErrExecute)
 	if d := got.results[0].Detail; d != "rolled back" {
 		t.Errorf("detail %q", d)
 	}
