@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -271,8 +274,17 @@ func TestPackageSuccessCodes(t *testing.T) {
 	} {
 		mustFailOneLine(t, run(t, append(base, "--command", "x", "--success-codes", tc.codes)...), tc.want...)
 	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write([]byte("not looked at")); err != nil || zw.Close() != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "conf.tar.gz")
+	if err := os.WriteFile(archive, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	storeArgs := []string{"package", "build", "--name", "conf", "--version", "1", "--action", "store", "--store-path", "/opt/c",
-		"--store", filepath.Join(dir, "s"), "--out", filepath.Join(dir, "c.json"), "--success-codes", "0", filepath.Join(dir, "m.json")}
+		"--store", filepath.Join(dir, "s"), "--out", filepath.Join(dir, "c.json"), "--success-codes", "0", archive}
 	mustFailOneLine(t, run(t, storeArgs...), "--success-codes", "no --command")
 }
 
