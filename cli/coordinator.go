@@ -84,6 +84,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 					return coordinator.Run(c.Context, cfg)
 				},
 			},
+			a.snapshotCommand(dirFlag),
 		},
 	}
 }

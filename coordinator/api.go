@@ -157,6 +157,7 @@ func (c *Coordinator) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes/{id}/inventory", func(w http.ResponseWriter, r *http.Request) {
 		responder{w, http.StatusOK}.send(c.Inventory(r.PathValue("id")))
 	})
+	mux.HandleFunc("GET /v1/snapshot", c.serveSnapshot)
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Stats())
 	})
