@@ -99,8 +99,8 @@ func (n *Node) pendingScans() ([]string, error) {
 
 // nextScanAt is when the periodic scan is due: the last scan plus the
 // interval spread ±25 %, or, for a node that never scanned, within the
-// first ten minutes (at most the interval). Zero when periodic scans are
-// off.
+// first hour (at most the interval): a fleet that starts together does
+// not scan together. Zero when periodic scans are off.
 func (n *Node) nextScanAt(r func() float64) time.Time {
 	iv := n.cfg.ScanInterval
 	if iv <= 0 {
@@ -111,7 +111,7 @@ func (n *Node) nextScanAt(r func() float64) time.Time {
 			return last.Add(time.Duration((0.75 + 0.5*r()) * float64(iv)))
 		}
 	}
-	return n.cfg.now().Add(time.Duration(r() * float64(min(iv, 10*time.Minute))))
+	return n.cfg.now().Add(time.Duration(r() * float64(min(iv, time.Hour))))
 }
 
 // periodicScanPossible reports whether this host has dpkg's status file

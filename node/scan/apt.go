@@ -69,7 +69,11 @@ func (c *Config) simulate(ctx context.Context) ([]core.Update, error) {
 	cmd.Stdout = &stdout
 	cmd.Stderr = &limited{w: &stderr, n: 8 << 10}
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		lowerPriority(cmd.Process.Pid)
+		err = cmd.Wait()
+	}
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("%w: %s %s: no answer within %s (scan_timeout)", ErrApt, c.AptGet, c.Upgrade, c.Timeout)
 	}
