@@ -410,7 +410,7 @@ func TestPackagesPage(t *testing.T) {
 	e := newEnv(t, false)
 	b := e.browser()
 	b.login()
-	wantCode(t, b.get("/packages"), http.StatusOK, "No package yet", "Updates and compliance", "Patch management for Debian and Ubuntu")
+	wantCode(t, b.get("/packages"), http.StatusOK, "No package yet", "Updates and compliance", "No missing update in the nodes' last scans", "relaymesh updates list --csv")
 	pkg := e.publish("agent")
 	wantCode(t, b.get("/packages"), http.StatusOK, "agent", "execute", "/deployments/new?package="+pkg)
 	wantCode(t, b.get("/deployments/new?package="+pkg), http.StatusOK, `value="`+pkg+`" selected`)

@@ -130,8 +130,23 @@ func (k *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 	k.render(w, r, s, "fleet", page{Title: "Fleet", Nav: "fleet", Data: d})
 }
 
+// packagesData is the packages page: the published packages, and the
+// updates the nodes' last scans found missing.
+type packagesData struct {
+	Packages []*coordinator.PackageRecord
+	Updates  *coordinator.UpdatesReport
+	More     int // updates not shown
+}
+
+// maxUpdateRows caps the updates listed on the page; the CLI lists all.
+const maxUpdateRows = 25
+
 func (k *Console) packages(w http.ResponseWriter, r *http.Request, s *session) {
-	k.render(w, r, s, "packages", page{Title: "Packages", Nav: "packages", Data: k.c.Packages()})
+	d := packagesData{Packages: k.c.Packages(), Updates: k.c.Updates(coordinator.UpdatesFilter{})}
+	if n := len(d.Updates.Updates); n > maxUpdateRows {
+		d.Updates.Updates, d.More = d.Updates.Updates[:maxUpdateRows], n-maxUpdateRows
+	}
+	k.render(w, r, s, "packages", page{Title: "Packages", Nav: "packages", Data: d})
 }
 
 // pkgNames maps package IDs to "name version".
