@@ -67,7 +67,6 @@ type Coordinator struct {
 	lists   memberLists
 
 	fleetVersions string       // the set noteVersionsLocked last saw; under st.mu
-	traffic       fleetTraffic // the nodes' byte counters summed; under st.mu
 	started       time.Time    // when Start ran
 
 	api      *http.Server

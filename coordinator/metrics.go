@@ -36,33 +36,33 @@ var (
 		"Bytes the nodes sent, by where to (site, outside), summed from their reports.", []string{"to"}, nil)
 )
 
-// fleetTraffic sums the byte counters nodes report. A node's counters
-// start again at zero when it restarts; the sum takes each report's
-// growth over the node's previous one, so it only ever grows.
-type fleetTraffic struct {
-	fromCoordinator, fromOtherSites, fromSite, toSite, toOutside int64
-}
-
-// add takes in a node's report cur after prev (nil when none).
-func (f *fleetTraffic) add(prev, cur *core.Traffic) {
-	if cur == nil {
-		return
-	}
-	var p core.Traffic
+// grownTraffic is a node's total after report cur, whose previous report
+// was prev: total plus each counter's growth. A counter below its previous
+// value started again from zero (the node restarted), so all of it is
+// growth. A record from before totals were kept starts from prev.
+func grownTraffic(total, prev, cur *core.Traffic) *core.Traffic {
+	var t, p core.Traffic
 	if prev != nil {
 		p = *prev
 	}
+	switch {
+	case total != nil:
+		t = *total
+	case prev != nil:
+		t = *prev
+	}
 	grow := func(old, now int64) int64 {
-		if now < old { // restarted: counting from zero again
+		if now < old {
 			return now
 		}
 		return now - old
 	}
-	f.fromCoordinator += grow(p.FromCoordinator, cur.FromCoordinator)
-	f.fromOtherSites += grow(p.FromOtherSites, cur.FromOtherSites)
-	f.fromSite += grow(p.FromSite, cur.FromSite)
-	f.toSite += grow(p.ToSite, cur.ToSite)
-	f.toOutside += grow(p.ToOutside, cur.ToOutside)
+	t.FromCoordinator += grow(p.FromCoordinator, cur.FromCoordinator)
+	t.FromOtherSites += grow(p.FromOtherSites, cur.FromOtherSites)
+	t.FromSite += grow(p.FromSite, cur.FromSite)
+	t.ToSite += grow(p.ToSite, cur.ToSite)
+	t.ToOutside += grow(p.ToOutside, cur.ToOutside)
+	return &t
 }
 
 // metricsCollector reads the coordinator's state at each scrape.
@@ -98,7 +98,15 @@ func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	alive, dead := 0, 0
 	var versions []string
+	var traffic core.Traffic
 	for _, n := range c.st.nodes {
+		if t := n.TrafficTotal; t != nil {
+			traffic.FromCoordinator += t.FromCoordinator
+			traffic.FromOtherSites += t.FromOtherSites
+			traffic.FromSite += t.FromSite
+			traffic.ToSite += t.ToSite
+			traffic.ToOutside += t.ToOutside
+		}
 		if now.Sub(n.LastSeen) < c.cfg.OnlineWindow {
 			alive++
 		} else {
@@ -106,7 +114,6 @@ func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		versions = append(versions, n.Version)
 	}
-	traffic := c.traffic
 	c.st.mu.RUnlock()
 
 	for st, n := range deps {
@@ -135,11 +142,11 @@ func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCoordBytes, stranger.Sent, "sent", "unenrolled")
 	counter(descCoordBytes, stranger.Recv, "received", "unenrolled")
 
-	counter(descFleetRecv, traffic.fromCoordinator, "coordinator")
-	counter(descFleetRecv, traffic.fromOtherSites, "other_site")
-	counter(descFleetRecv, traffic.fromSite, "site")
-	counter(descFleetSent, traffic.toSite, "site")
-	counter(descFleetSent, traffic.toOutside, "outside")
+	counter(descFleetRecv, traffic.FromCoordinator, "coordinator")
+	counter(descFleetRecv, traffic.FromOtherSites, "other_site")
+	counter(descFleetRecv, traffic.FromSite, "site")
+	counter(descFleetSent, traffic.ToSite, "site")
+	counter(descFleetSent, traffic.ToOutside, "outside")
 }
 
 // metricsHandler serves the coordinator's metrics, the Go runtime's and

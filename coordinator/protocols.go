@@ -83,7 +83,6 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 		n = &cp
 	}
 	n.Site, n.Tags = tok.Site, tok.Tags
-	prevTraffic := n.Traffic
 	applyInfo(n, &req.Info, now)
 	t := *tok
 	t.Used++
@@ -95,7 +94,6 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
 	c.st.members = ver
 	c.st.known.Store(id, struct{}{})
-	c.traffic.add(prevTraffic, req.Info.Traffic)
 	c.noteVersionsLocked()
 	if c.host != nil {
 		p2p.Promote(c.host, from)
@@ -147,6 +145,7 @@ func applyInfo(n *NodeRecord, i *core.NodeInfo, now time.Time) {
 	n.Addrs, n.GossipAddr, n.Relay = i.Addrs, i.GossipAddr, i.Relay
 	n.Unreachable = i.Unreachable
 	if i.Traffic != nil {
+		n.TrafficTotal = grownTraffic(n.TrafficTotal, n.Traffic, i.Traffic)
 		n.Traffic = i.Traffic
 	}
 	n.LastSeen = now
@@ -237,7 +236,6 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		c.st.members = ver
 	}
 	c.st.nodes[node] = &cp
-	c.traffic.add(n.Traffic, req.Info.Traffic)
 	if cp.Version != n.Version {
 		c.noteVersionsLocked()
 	}

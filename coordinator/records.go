@@ -18,7 +18,11 @@ type NodeRecord struct {
 	Addrs      []string      `json:"addrs,omitempty"`
 	GossipAddr string        `json:"gossip_addr,omitempty"`
 	Relay      bool          `json:"relay,omitempty"`
-	Traffic    *core.Traffic `json:"traffic,omitempty"`
+	Traffic    *core.Traffic `json:"traffic,omitempty"` // as last reported: since the node started
+	// TrafficTotal sums the growth of Traffic over every report since
+	// enrollment, so a node's restart (its counters start again at zero)
+	// does not make it, or a site's sum, go down.
+	TrafficTotal *core.Traffic `json:"traffic_total,omitempty"`
 	// Unreachable are the site members this node last said it cannot
 	// connect to.
 	Unreachable []string  `json:"unreachable,omitempty"`

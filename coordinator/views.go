@@ -195,8 +195,9 @@ type SiteView struct {
 	Alive   int      `json:"alive"`
 	Relays  []string `json:"relays"`
 	// WANIn is the bytes the site's nodes received from outside the site
-	// (the coordinator or other sites) since they started, as they last
-	// reported; LANIn what they received from each other.
+	// (the coordinator or other sites) since they enrolled, summed from
+	// their reports so that a node's restart does not lower it
+	// (NodeRecord.TrafficTotal); LANIn what they received from each other.
 	WANIn int64 `json:"wan_in"`
 	LANIn int64 `json:"lan_in"`
 	// Unreachable names the members some site peers cannot connect to
@@ -222,7 +223,7 @@ func (c *Coordinator) Sites() []SiteView {
 			m[n.Site] = s
 		}
 		s.Members++
-		if t := n.Traffic; t != nil {
+		if t := n.TrafficTotal; t != nil {
 			s.WANIn += t.FromCoordinator + t.FromOtherSites
 			s.LANIn += t.FromSite
 		}
