@@ -27,6 +27,7 @@ status_backoff_max: 2s
 job_backoff_min: 100ms
 job_backoff_max: 2s
 reboot_command: ["true"]
+scan_interval: 0s
 `
 
 // enrollNode enrolls NAME into the cluster's coordinator with token and
