@@ -271,7 +271,10 @@ func writeDeployment(out io.Writer, d *coordinator.DeploymentView) {
 	for _, r := range d.Nodes {
 		state := string(r.State)
 		exit := "-"
-		if r.State == core.StateSuccess || r.State.IsError() && r.ExitCode != 0 {
+		switch {
+		case r.State == core.StateSuccess,
+			r.State == core.ErrExecute && r.ExitCode >= 0, // ran, exited with a code that is not a success code
+			r.State.IsError() && r.ExitCode > 0:
 			exit = fmt.Sprint(r.ExitCode)
 		}
 		detail := r.Detail

@@ -310,3 +310,30 @@ func TestDeployForce(t *testing.T) {
 		t.Errorf("order %+v (%v): want %s with force", o, err, d.ID)
 	}
 }
+
+// deploy show's EXIT column shows the code of a command that ran, also a
+// failing 0 (when the package declared other success codes), and "-" for
+// rows where no command ended (ERR_ALREADY_SETUP, ERR_BUILD: -1).
+func TestDeployShowExitColumn(t *testing.T) {
+	t.Parallel()
+	row := func(name string, st core.State, exit int) coordinator.RowView {
+		return coordinator.RowView{Row: coordinator.Row{Node: name, State: st, ExitCode: exit}, Name: name, Site: "s"}
+	}
+	v := &coordinator.DeploymentView{ID: "d-1", State: coordinator.DeployIncomplete, Counts: map[core.State]int{},
+		Nodes: []coordinator.RowView{row("ok", core.StateSuccess, 0), row("reboot", core.StateSuccess, 3010),
+			row("exit3", core.ErrExecute, 3), row("exit0", core.ErrExecute, 0), row("nostart", core.ErrExecute, -1),
+			row("already", core.ErrAlreadySetup, -1), row("build", core.ErrBuild, -1)}}
+	var b strings.Builder
+	writeDeployment(&b, v)
+	for name, want := range map[string]string{"ok": "0", "reboot": "3010", "exit3": "3", "exit0": "0", "nostart": "-", "already": "-", "build": "-"} {
+		var fields []string
+		for _, l := range strings.Split(b.String(), "\n") {
+			if f := strings.Fields(l); len(f) >= 4 && f[1] == name {
+				fields = f
+			}
+		}
+		if len(fields) < 4 || fields[3] != want {
+			t.Errorf("row %s: %v, want EXIT %s\n%s", name, fields, want, b.String())
+		}
+	}
+}
