@@ -66,8 +66,8 @@ type Coordinator struct {
 	offload *offload
 	lists   memberLists
 
-	fleetVersions string       // the set noteVersionsLocked last saw; under st.mu
-	started       time.Time    // when Start ran
+	fleetVersions string    // the set noteVersionsLocked last saw; under st.mu
+	started       time.Time // when Start ran
 
 	api      *http.Server
 	apiAddr  string
