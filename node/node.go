@@ -82,6 +82,8 @@ type Node struct {
 	unlistedMu   sync.Mutex
 	unlistedSeen map[string]bool // unlisted IDs seen since the last list
 	unlistedSync time.Time       // the last early sync they asked for
+	measuredMu   sync.Mutex
+	lastMeasured []site.Measurement // as last gossiped (republishMeasured)
 
 	syncKick chan struct{}
 	scanWake chan struct{} // a scan order was accepted

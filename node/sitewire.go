@@ -2,12 +2,14 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"io"
-
 	"fmt"
-	"github.com/ipfs/go-cid"
+	"io"
+	"slices"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -147,11 +149,80 @@ func (n *Node) siteMeta() site.Meta {
 	if quota > 0 {
 		free = uint64(max(quota-used, 0))
 	}
-	return site.Meta{
+	meta := site.Meta{
 		NodeID: n.enr.NodeID, Site: n.enr.Site, P2PAddr: addr,
 		UpBps: uint64(n.cfg.UpBps), DownBps: uint64(n.cfg.DownBps),
 		RelayEligible: !n.cfg.NotRelay && n.hasList(), FreeCacheBytes: free, StartedAt: n.started,
 		Version: Version, Distrust: n.mesh.Distrusted(),
+	}
+	// What this node measured of its peers, the site's relays first
+	// (they are what the election weighs), as many as the meta holds.
+	meta.Measured = n.measurements()
+	for len(meta.Measured) > 0 {
+		if _, err := site.EncodeMeta(meta); err == nil {
+			break
+		}
+		meta.Measured = meta.Measured[:len(meta.Measured)-1]
+	}
+	return meta
+}
+
+// measurements lists what the mesh measured of site peers, at most
+// site.MaxMeasured: relays first, then the fastest.
+func (n *Node) measurements() []site.Measurement {
+	got := n.mesh.Measured()
+	if len(got) == 0 {
+		return nil
+	}
+	relays := map[peer.ID]bool{}
+	if m := n.members.Load(); m != nil {
+		for _, r := range m.Relays() {
+			if id, err := p2p.DecodePeerID(r); err == nil {
+				relays[id] = true
+			}
+		}
+	}
+	ids := make([]peer.ID, 0, len(got))
+	for id := range got {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b peer.ID) int {
+		if relays[a] != relays[b] {
+			if relays[a] {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(got[b], got[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	out := make([]site.Measurement, 0, min(len(ids), site.MaxMeasured))
+	for _, id := range ids[:min(len(ids), site.MaxMeasured)] {
+		out = append(out, site.Measurement{Peer: site.MeasureTag(id.String()), Bps: got[id]})
+	}
+	return out
+}
+
+// republishMeasured gossips this node's meta again when what it measured
+// moved enough to matter: a peer measured or forgotten, or a rate more
+// than doubled or halved since the last time.
+func (n *Node) republishMeasured() {
+	now := n.measurements()
+	n.measuredMu.Lock()
+	last := n.lastMeasured
+	changed := len(now) != len(last)
+	for i := 0; !changed && i < len(now); i++ {
+		a, b := now[i], last[i]
+		changed = a.Peer != b.Peer || a.Bps > 2*b.Bps || b.Bps > 2*a.Bps
+	}
+	if changed {
+		n.lastMeasured = now
+	}
+	n.measuredMu.Unlock()
+	if changed {
+		n.republishMeta()
 	}
 }
 

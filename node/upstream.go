@@ -111,6 +111,7 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	n.rejoin(resp.SiteMembers)
 	n.warnUnreachable(resp.UnreachableBy[:min(len(resp.UnreachableBy), core.MaxUnreachable)])
 	n.probeMembers()
+	n.republishMeasured()
 	return nil
 }
 

@@ -284,6 +284,33 @@ func (m *Mesh) Distrusted() []string {
 	return out
 }
 
+// Measured returns what this node measured of the live site peers it has
+// fetched from, bytes/s: 1 for a peer cut below the floor within
+// SlowMemory (it did not keep up the slowest rate allowed), else the
+// moving average of its fragments' throughput but at least site.SlowBps:
+// a fetch that waited behind others or behind the relay's WAN is slow
+// without the peer being at fault, so only a cut says slow. The site
+// passes over members measured slow (site.Meta.Measured, Score).
+func (m *Mesh) Measured() map[peer.ID]uint64 {
+	live := m.alive()
+	now := time.Now()
+	out := map[peer.ID]uint64{}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, s := range m.sources {
+		if !live[id] || id == m.cfg.Host.ID() {
+			continue
+		}
+		switch {
+		case s.slow(now, m.cfg.SlowMemory):
+			out[id] = 1
+		case s.ewma > 0:
+			out[id] = max(uint64(s.ewma), site.SlowBps)
+		}
+	}
+	return out
+}
+
 // Stats returns the fetch counters.
 func (m *Mesh) Stats() Stats {
 	m.mu.Lock()

@@ -11,7 +11,6 @@ import (
 // Score weights. Everything is integer arithmetic so that every member, on
 // any CPU, computes bit-identical scores from the same view.
 const (
-	maxScoreBps   = 1 << 40      // bandwidth is capped here so the product cannot overflow
 	cacheFullGiB  = 100          // this much free cache doubles the score
 	uptimeFullSec = 24 * 60 * 60 // this much relative uptime gives ×1.5
 	gib           = 1 << 30
@@ -19,20 +18,105 @@ const (
 	maxUptimeW    = 3 * weightUnit / 2 // weight at full uptime
 )
 
+// What a candidate says of its own links is a claim; the site weighs it
+// against what the other members measured fetching from it
+// (Meta.Measured).
+const (
+	// ClaimCapBps caps every claim (100 Mbit/s, the default declared
+	// rate): claiming more wins nothing. Above it members rank by cache,
+	// uptime and, on a tie, by claim.
+	ClaimCapBps uint64 = 100e6 / 8
+	// SlowBps: a member the site measured below this (a source members
+	// had to cut at their throughput floor, see node/mesh Measured)
+	// counts for what it was measured at, whatever it claims. Measurements
+	// above it do not raise or lower a member: members measure a relay
+	// while it pulls fragments through the site's WAN link and the other
+	// members on the LAN, so comparing those numbers would move the role
+	// to whoever is not relaying.
+	SlowBps = 64 << 10
+)
+
 // Score is a member's relay fitness in the view members (the same slice
 // Rank or Elect gets):
 //
-//	bw      = MeasuredBps if known (> 0), else min(UpBps, DownBps); capped at 2^40
-//	cacheW  = 1000 + 1000 × min(FreeCacheBytes / 1 GiB, 100) / 100      ∈ [1000, 2000]
-//	uptime  = (latest StartedAt among members) − StartedAt, in seconds, ≥ 0
-//	uptimeW = 1000 + 500 × min(uptime, 24 h) / 24 h                       ∈ [1000, 1500]
-//	score   = bw × cacheW × uptimeW
+//	claim    = MeasuredBps if set (> 0), else min(UpBps, DownBps): what it says of itself
+//	measured = the upper median of what the other members of the view measured
+//	           fetching from it (Meta.Measured), if any did
+//	bw       = measured if measured < SlowBps, else min(claim, ClaimCapBps)
+//	cacheW   = 1000 + 1000 × min(FreeCacheBytes / 1 GiB, 100) / 100      ∈ [1000, 2000]
+//	uptime   = (latest StartedAt among members) − StartedAt, in seconds, ≥ 0
+//	uptimeW  = 1000 + 500 × min(uptime, 24 h) / 24 h                       ∈ [1000, 1500]
+//	score    = bw × cacheW × uptimeW
 //
-// Uptime is measured against the youngest member of the view rather than the
-// wall clock, so that members whose clocks or evaluation times differ still
-// compute the same score.
+// Equal scores are ranked by claim, then node ID. Uptime is measured
+// against the youngest member of the view rather than the wall clock, so
+// that members whose clocks or evaluation times differ still compute the
+// same score.
 func Score(m Meta, members []Meta) uint64 {
-	return score(m, youngest(members))
+	return newScorer(members).score(m)
+}
+
+// scorer holds what scoring needs of the whole view.
+type scorer struct {
+	youngest int64
+	reports  map[[MeasureTagSize]byte][]uint64
+}
+
+func newScorer(members []Meta) scorer {
+	return scorer{youngest: youngest(members), reports: measuredBy(members)}
+}
+
+// claim is what m says its links carry.
+func claim(m Meta) uint64 {
+	if m.MeasuredBps > 0 {
+		return m.MeasuredBps
+	}
+	return min(m.UpBps, m.DownBps)
+}
+
+// measuredBy collects, per measurement tag, what each member of the view
+// measured of the others (its own entry about itself does not count; one
+// entry per reporter and tag).
+func measuredBy(members []Meta) map[[MeasureTagSize]byte][]uint64 {
+	var out map[[MeasureTagSize]byte][]uint64
+	for _, m := range members {
+		self := MeasureTag(m.NodeID)
+		var seen [MaxMeasured][MeasureTagSize]byte
+		k := 0
+	next:
+		for _, e := range m.Measured {
+			if e.Peer == self || e.Bps == 0 {
+				continue
+			}
+			for _, p := range seen[:k] {
+				if p == e.Peer {
+					continue next
+				}
+			}
+			if k < len(seen) {
+				seen[k] = e.Peer
+				k++
+			}
+			if out == nil {
+				out = map[[MeasureTagSize]byte][]uint64{}
+			}
+			out[e.Peer] = append(out[e.Peer], e.Bps)
+		}
+	}
+	return out
+}
+
+// measuredOf is the upper median of the reports about nodeID, 0 for none.
+// The upper median: one member reporting a fast peer slow, or a slow one
+// fast, does not move it in a site where two others measured.
+func measuredOf(nodeID string, reports map[[MeasureTagSize]byte][]uint64) uint64 {
+	r := reports[MeasureTag(nodeID)]
+	if len(r) == 0 {
+		return 0
+	}
+	r = slices.Clone(r)
+	slices.Sort(r)
+	return r[len(r)/2]
 }
 
 func youngest(members []Meta) int64 {
@@ -45,16 +129,15 @@ func youngest(members []Meta) int64 {
 	return y
 }
 
-func score(m Meta, youngest int64) uint64 {
-	bw := m.MeasuredBps
-	if bw == 0 {
-		bw = min(m.UpBps, m.DownBps)
+func (s scorer) score(m Meta) uint64 {
+	bw := min(claim(m), ClaimCapBps)
+	if got := measuredOf(m.NodeID, s.reports); got > 0 && got < SlowBps {
+		bw = min(bw, got)
 	}
-	bw = min(bw, maxScoreBps)
 	cacheW := uint64(weightUnit) + uint64(weightUnit)*min(m.FreeCacheBytes/gib, cacheFullGiB)/cacheFullGiB
 	var up uint64
-	if youngest > m.StartedAt {
-		up = min(uint64(youngest-m.StartedAt), uptimeFullSec)
+	if s.youngest > m.StartedAt {
+		up = min(uint64(s.youngest-m.StartedAt), uptimeFullSec)
 	}
 	uptimeW := uint64(weightUnit) + (maxUptimeW-weightUnit)*up/uptimeFullSec
 	return bw * cacheW * uptimeW
@@ -68,10 +151,10 @@ type scored struct {
 // rank sorts members best first and drops duplicate node IDs (the better
 // ranked entry wins).
 func rank(members []Meta) []scored {
-	y := youngest(members)
+	sc := newScorer(members)
 	out := make([]scored, 0, len(members))
 	for _, m := range members {
-		out = append(out, scored{Meta: m, score: score(m, y)})
+		out = append(out, scored{Meta: m, score: sc.score(m)})
 	}
 	slices.SortFunc(out, func(a, b scored) int {
 		if a.RelayEligible != b.RelayEligible {
@@ -81,6 +164,9 @@ func rank(members []Meta) []scored {
 			return 1
 		}
 		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(claim(b.Meta), claim(a.Meta)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.NodeID, b.NodeID)
@@ -94,8 +180,8 @@ func rank(members []Meta) []scored {
 }
 
 // Rank returns members in the order every member of the site computes the
-// same: relay-eligible first, then by Score descending, then by NodeID
-// ascending. A node ID listed twice is kept once, at its better rank.
+// same: relay-eligible first, then by Score descending, then by claim
+// descending, then by NodeID ascending. A node ID listed twice is kept once, at its better rank.
 func Rank(members []Meta) []Meta {
 	r := rank(members)
 	out := make([]Meta, len(r))

@@ -13,6 +13,21 @@ func node(id string, bps uint64) Meta {
 	return Meta{NodeID: id, Site: "s", UpBps: bps, DownBps: bps, RelayEligible: true}
 }
 
+// claimer is a relay-eligible member claiming bps and a full cache and
+// uptime, as the rogue of issue 13 did.
+func claimer(id string, bps uint64) Meta {
+	m := node(id, bps)
+	m.FreeCacheBytes, m.StartedAt = 1<<50, -uptimeFullSec
+	return m
+}
+
+// measuring is a member (of 1 B/s, not eligible) that measured peer at bps.
+func measuring(id, peer string, bps uint64) Meta {
+	m := ineligible(id, 1)
+	m.Measured = []Measurement{{Peer: MeasureTag(peer), Bps: bps}}
+	return m
+}
+
 func ineligible(id string, bps uint64) Meta {
 	m := node(id, bps)
 	m.RelayEligible = false
@@ -29,12 +44,21 @@ func TestScore(t *testing.T) {
 		want    uint64
 	}{
 		{"min of declared", Meta{UpBps: 10, DownBps: 100}, nil, 10 * unit},
-		{"measured wins", Meta{UpBps: 10, DownBps: 100, MeasuredBps: 50}, nil, 50 * unit},
+		{"own measurement is a claim", Meta{UpBps: 10, DownBps: 100, MeasuredBps: 50}, nil, 50 * unit},
+		{"claim capped", Meta{UpBps: 1 << 40, DownBps: 1 << 40}, nil, ClaimCapBps * unit},
+		{"measured slow", Meta{NodeID: "x", UpBps: 1 << 40, DownBps: 1 << 40},
+			[]Meta{measuring("a", "x", 1000), measuring("b", "x", 2000)}, 2000 * unit},
+		{"measured fast, claim counts", Meta{NodeID: "x", UpBps: 5 << 20, DownBps: 5 << 20},
+			[]Meta{measuring("a", "x", 100<<20)}, 5 << 20 * unit},
+		{"measured at SlowBps changes nothing", Meta{NodeID: "x", UpBps: 5 << 20, DownBps: 5 << 20},
+			[]Meta{measuring("a", "x", SlowBps)}, 5 << 20 * unit},
+		{"own report ignored", Meta{NodeID: "x", UpBps: 1 << 30, DownBps: 1 << 30, Measured: []Measurement{{Peer: MeasureTag("x"), Bps: 1}}},
+			nil, ClaimCapBps * unit},
 		{"full cache doubles", Meta{UpBps: 10, DownBps: 10, FreeCacheBytes: 500 << 30}, nil, 20 * unit},
 		{"half cache", Meta{UpBps: 10, DownBps: 10, FreeCacheBytes: 50 << 30}, nil, 15 * unit},
 		{"day of uptime", Meta{UpBps: 10, DownBps: 10, StartedAt: 0}, []Meta{{StartedAt: 2 * uptimeFullSec}}, 15 * unit},
-		{"bandwidth capped", Meta{UpBps: ^uint64(0), DownBps: ^uint64(0), FreeCacheBytes: ^uint64(0), StartedAt: -1 << 63},
-			[]Meta{{StartedAt: 1<<63 - 1}}, maxScoreBps * 2 * weightUnit * maxUptimeW},
+		{"everything capped", Meta{NodeID: "x", UpBps: ^uint64(0), DownBps: ^uint64(0), FreeCacheBytes: ^uint64(0), StartedAt: -1 << 63},
+			[]Meta{{StartedAt: 1<<63 - 1, Measured: []Measurement{{Peer: MeasureTag("x"), Bps: ^uint64(0)}}}}, ClaimCapBps * 2 * weightUnit * maxUptimeW},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,6 +144,17 @@ func TestElect(t *testing.T) {
 		{"distrusting oneself counts for nothing", []Meta{distrusting("a", 100, "a"), distrusting("b", 10, "a"), node("c", 20)}, nil, 1, []string{"a"}},
 		{"site of two: the other member suffices", []Meta{node("a", 100), distrusting("b", 10, "a")}, []string{"a"}, 1, []string{"b"}},
 		{"distrust of a non-member changes nothing", []Meta{node("a", 10), distrusting("b", 20, "gone")}, nil, 1, []string{"b"}},
+		{"claiming 2^40 but measured slow does not win", []Meta{claimer("liar", 1<<40), node("h", 10<<20),
+			measuring("m1", "liar", 20_000), measuring("m2", "liar", 30_000)}, nil, 1, []string{"h"}},
+		{"claiming 2^40 but measured slow loses the role", []Meta{claimer("liar", 1<<40), node("h", 10<<20),
+			measuring("m1", "liar", 20_000), measuring("m2", "liar", 30_000)}, []string{"liar"}, 1, []string{"h"}},
+		{"a claim counts up to ClaimCapBps", []Meta{node("liar", 1<<40), node("h", ClaimCapBps*3/4)},
+			[]string{"h"}, 1, []string{"h"}},
+		{"the claim breaks a tie at the cap", []Meta{node("a", 1<<40), node("b", 2*ClaimCapBps)}, nil, 1, []string{"a"}},
+		{"a relay behind a slow WAN, measured low but above SlowBps, keeps the role", []Meta{node("r", ClaimCapBps), node("c", 1<<40),
+			measuring("m1", "r", 100<<10), measuring("m2", "r", 90<<10), measuring("m3", "c", 50<<20)}, []string{"r"}, 1, []string{"r"}},
+		{"one member reporting the relay slow does not move it", []Meta{node("r", 8<<20), node("h", 10<<20),
+			measuring("m1", "r", 5<<20), measuring("m2", "r", 6<<20), measuring("liar", "r", 1)}, []string{"r"}, 1, []string{"r"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -268,8 +268,39 @@ func TestSiteCluster(t *testing.T) {
 		waitFor(t, "4 members agreeing on relay 3", func() bool { return agree(nodes, 4, peerID(3)) })
 	})
 
-	t.Run("much better challenger takes over", func(t *testing.T) {
+	t.Run("claiming much more moves nothing", func(t *testing.T) {
+		// Node 3 holds the role for everyone (its claim gossiped): nodes
+		// 1 to 3 tie at ClaimCapBps, where only an incumbent is kept.
+		waitFor(t, "relay 3's claim gossiped", func() bool {
+			for _, n := range nodes {
+				i := slices.IndexFunc(n.m.Members(), func(mb Member) bool { return mb.Meta.NodeID == peerID(3) })
+				if i < 0 || !n.m.Members()[i].Meta.RelayClaim {
+					return false
+				}
+			}
+			return true
+		})
 		nodes[1].setMeta(t, func(m *Meta) { m.MeasuredBps = 1_000_000_000 })
+		waitFor(t, "node 1's claim everywhere", func() bool {
+			for _, n := range nodes {
+				i := slices.IndexFunc(n.m.Members(), func(mb Member) bool { return mb.Meta.NodeID == peerID(1) })
+				if i < 0 || n.m.Members()[i].Meta.MeasuredBps != 1_000_000_000 {
+					return false
+				}
+			}
+			return true
+		})
+		if !agree(nodes, 4, peerID(3)) {
+			t.Fatalf("a claim nobody measured moved the relay: %v", nodes[0].m.Relays())
+		}
+	})
+
+	t.Run("a relay the site measured slow is replaced", func(t *testing.T) {
+		measured := []Measurement{{Peer: MeasureTag(peerID(3)), Bps: 1000}}
+		for _, i := range []int{0, 2} {
+			nodes[i].setMeta(t, func(m *Meta) { m.Measured = measured })
+		}
+		// Nodes 1 and 2 tie at ClaimCapBps; node 1 claims more.
 		waitFor(t, "relay 1", func() bool { return agree(nodes, 4, peerID(1)) })
 	})
 

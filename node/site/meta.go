@@ -1,6 +1,7 @@
 package site
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -36,6 +37,34 @@ const metaFormatDistrust = 2
 // MaxDistrust bounds Meta.Distrust.
 const MaxDistrust = 2
 
+// metaFormatMeasured is format 2 (its distrust list may be empty)
+// followed by the Measured list: a count byte, then each entry as its
+// MeasureTagSize-byte peer tag and a uvarint rate. Metas with no
+// measurements are written in format 1 or 2.
+const metaFormatMeasured = 3
+
+// MaxMeasured bounds Meta.Measured; MeasureTagSize is the size of a
+// measured peer's tag (MeasureTag).
+const (
+	MaxMeasured    = 8
+	MeasureTagSize = 6
+)
+
+// Measurement is what this node measured fetching fragments from a peer:
+// the peer's MeasureTag and the rate, bytes/s.
+type Measurement struct {
+	Peer [MeasureTagSize]byte
+	Bps  uint64
+}
+
+// MeasureTag names a node in Meta.Measured: the first MeasureTagSize
+// bytes of sha256 of its node ID (a node ID would not leave room in
+// the meta for more than a few).
+func MeasureTag(nodeID string) [MeasureTagSize]byte {
+	sum := sha256.Sum256([]byte(nodeID))
+	return [MeasureTagSize]byte(sum[:MeasureTagSize])
+}
+
 const (
 	flagRelayEligible = 1 << iota
 	flagRelayClaim
@@ -65,6 +94,11 @@ type Meta struct {
 	// serving bytes that do not match their CID; the election passes over
 	// a member any live member distrusts.
 	Distrust []string
+
+	// Measured lists (at most MaxMeasured) what this node measured
+	// fetching from site peers; the election ranks a member by what the
+	// others measured of it, not by what it claims (see Score).
+	Measured []Measurement
 }
 
 // Equal reports whether m and o hold the same values.
@@ -72,7 +106,7 @@ func (m Meta) Equal(o Meta) bool {
 	return m.NodeID == o.NodeID && m.Site == o.Site && m.P2PAddr == o.P2PAddr && m.UpBps == o.UpBps &&
 		m.DownBps == o.DownBps && m.MeasuredBps == o.MeasuredBps && m.RelayEligible == o.RelayEligible &&
 		m.FreeCacheBytes == o.FreeCacheBytes && m.StartedAt == o.StartedAt && m.Version == o.Version &&
-		m.RelayClaim == o.RelayClaim && slices.Equal(m.Distrust, o.Distrust)
+		m.RelayClaim == o.RelayClaim && slices.Equal(m.Distrust, o.Distrust) && slices.Equal(m.Measured, o.Measured)
 }
 
 // EncodeMeta returns the compact binary encoding of m:
@@ -85,7 +119,10 @@ func EncodeMeta(m Meta) ([]byte, error) {
 	}
 	b := make([]byte, 0, 64+len(m.NodeID)+len(m.Site)+len(m.P2PAddr)+len(m.Version))
 	format := byte(metaFormat)
-	if len(m.Distrust) > 0 {
+	switch {
+	case len(m.Measured) > 0:
+		format = metaFormatMeasured
+	case len(m.Distrust) > 0:
 		format = metaFormatDistrust
 	}
 	b = append(b, format)
@@ -106,10 +143,17 @@ func EncodeMeta(m Meta) ([]byte, error) {
 	b = binary.AppendUvarint(b, m.FreeCacheBytes)
 	b = binary.AppendVarint(b, m.StartedAt)
 	b = appendString(b, m.Version)
-	if len(m.Distrust) > 0 {
+	if format >= metaFormatDistrust {
 		b = append(b, byte(len(m.Distrust)))
 		for _, id := range m.Distrust {
 			b = appendString(b, id)
+		}
+	}
+	if format >= metaFormatMeasured {
+		b = append(b, byte(len(m.Measured)))
+		for _, e := range m.Measured {
+			b = append(b, e.Peer[:]...)
+			b = binary.AppendUvarint(b, e.Bps)
 		}
 	}
 	if len(b) > MetaMaxSize {
@@ -154,10 +198,22 @@ func DecodeMeta(b []byte) (Meta, error) {
 			m.Distrust = append(m.Distrust, d.string("distrusted node ID", maxNodeIDLen))
 		}
 	}
+	if d.err == nil && format >= metaFormatMeasured {
+		n := d.byte("measured count")
+		if d.err == nil && (n == 0 || n > MaxMeasured) {
+			return Meta{}, fmt.Errorf("%w: measured count %d: want 1 to %d", ErrBadMeta, n, MaxMeasured)
+		}
+		for range n {
+			var e Measurement
+			e.Peer = d.tag("measured peer")
+			e.Bps = d.uvarint("measured bps")
+			m.Measured = append(m.Measured, e)
+		}
+	}
 	if d.err != nil {
 		return Meta{}, d.err
 	}
-	if format <= metaFormatDistrust && len(d.b) != 0 {
+	if format <= metaFormatMeasured && len(d.b) != 0 {
 		return Meta{}, fmt.Errorf("%w: %d trailing bytes", ErrBadMeta, len(d.b))
 	}
 	if err := m.validate(); err != nil {
@@ -186,6 +242,9 @@ func (m Meta) validate() error {
 		if err := checkNodeID("distrusted node ID", id); err != nil {
 			return err
 		}
+	}
+	if len(m.Measured) > MaxMeasured {
+		return fmt.Errorf("%w: measured lists %d peers, limit %d", ErrBadMeta, len(m.Measured), MaxMeasured)
 	}
 	if m.Site == "" {
 		return fmt.Errorf("%w: empty site", ErrBadMeta)
@@ -300,6 +359,20 @@ func (d *decoder) varint(field string) int64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+func (d *decoder) tag(field string) [MeasureTagSize]byte {
+	var t [MeasureTagSize]byte
+	if d.err != nil {
+		return t
+	}
+	if len(d.b) < MeasureTagSize {
+		d.fail(field, "truncated")
+		return t
+	}
+	copy(t[:], d.b)
+	d.b = d.b[MeasureTagSize:]
+	return t
 }
 
 func (d *decoder) string(field string, max int) string {

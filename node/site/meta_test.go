@@ -130,8 +130,9 @@ func TestDecodeMetaNewerFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[0] = 3
-	b = append(b, 1, 1, 'a') // format 2's distrust list
+	b[0] = 4
+	b = append(b, 1, 1, 'a')                       // format 2's distrust list
+	b = append(b, 1, 1, 2, 3, 4, 5, 6, 0x80, 0x01) // format 3's measured list
 	b = append(b, "future fields"...)
 	got, err := DecodeMeta(b)
 	if err != nil {
@@ -139,6 +140,7 @@ func TestDecodeMetaNewerFormat(t *testing.T) {
 	}
 	want := sampleMeta()
 	want.Distrust = []string{"a"}
+	want.Measured = []Measurement{{Peer: [MeasureTagSize]byte{1, 2, 3, 4, 5, 6}, Bps: 128}}
 	if !got.Equal(want) {
 		t.Fatalf("got %+v", got)
 	}
@@ -171,4 +173,27 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("format-1 encoding not canonical: %x vs %x", b, enc)
 		}
 	})
+}
+
+func TestMetaMeasuredRoundTrip(t *testing.T) {
+	t.Parallel()
+	m := sampleMeta()
+	for i := range MaxMeasured {
+		m.Measured = append(m.Measured, Measurement{Peer: MeasureTag(peerID(i)), Bps: uint64(i) << 20})
+	}
+	b, err := EncodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != metaFormatMeasured {
+		t.Fatalf("format %d, want %d", b[0], metaFormatMeasured)
+	}
+	got, err := DecodeMeta(b)
+	if err != nil || !got.Equal(m) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	m.Measured = append(m.Measured, Measurement{})
+	if _, err := EncodeMeta(m); !errors.Is(err, ErrBadMeta) {
+		t.Fatalf("%d measurements: %v, want ErrBadMeta", len(m.Measured), err)
+	}
 }
