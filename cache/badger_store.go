@@ -13,16 +13,18 @@ import (
 )
 
 func (b *Badger) Put(c cid.Cid, data []byte) error {
-	if err := core.VerifyBytes(c, data); err != nil {
+	v, err := core.Verify(c, data)
+	if err != nil {
 		return fmt.Errorf("cache: put: %w", err)
 	}
-	return b.put(c, data)
+	return b.put(v)
 }
 
 // PutVerified stores bytes hashed already (VerifiedPutter).
-func (b *Badger) PutVerified(v core.Verified) error { return b.put(v.CID(), v.Bytes()) }
+func (b *Badger) PutVerified(v core.Verified) error { return b.put(v) }
 
-func (b *Badger) put(c cid.Cid, data []byte) error {
+func (b *Badger) put(v core.Verified) error {
+	c, data := v.CID(), v.Bytes()
 	unlock, err := b.enter()
 	if err != nil {
 		return err
@@ -56,7 +58,7 @@ func (b *Badger) put(c cid.Cid, data []byte) error {
 	b.idx.remove(victims...)
 	b.idx.add(c, size)
 	b.hot.remove(victims...)
-	b.hot.add(c, bytes.Clone(data)) // the caller may reuse data
+	b.hot.add(v.Clone()) // the caller may reuse data
 	if len(victims) > 0 {
 		b.log.Debug("evicted for quota", "count", len(victims), "for", c)
 	}
@@ -68,18 +70,19 @@ func (b *Badger) put(c cid.Cid, data []byte) error {
 // mismatch, so they are never served. A fragment in the hot set was hashed
 // when it entered and comes from memory; the returned slice may be shared
 // and must not be written to.
-func (b *Badger) read(op string, c cid.Cid) ([]byte, error) {
+func (b *Badger) read(op string, c cid.Cid) (core.Verified, error) {
+	var none core.Verified
 	if err := core.CheckCID(c); err != nil {
-		return nil, fmt.Errorf("cache: %s: %w", op, err)
+		return none, fmt.Errorf("cache: %s: %w", op, err)
 	}
 	unlock, err := b.enter()
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer unlock()
-	if data := b.hot.get(c); data != nil && b.idx.has(c) {
+	if v, ok := b.hot.get(c); ok && b.idx.has(c) {
 		b.idx.touch(c)
-		return data, nil
+		return v, nil
 	}
 	var data []byte
 	err = b.db.View(func(txn *badger.Txn) error {
@@ -91,41 +94,47 @@ func (b *Badger) read(op string, c cid.Cid) ([]byte, error) {
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("cache: %s %s: %w", op, c, ErrNotFound)
+		return none, fmt.Errorf("cache: %s %s: %w", op, c, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cache: %s %s: %w", op, c, err)
+		return none, fmt.Errorf("cache: %s %s: %w", op, c, err)
 	}
-	if err := core.VerifyBytes(c, data); err != nil {
+	v, err := core.Verify(c, data)
+	if err != nil {
 		b.log.Warn("stored fragment is corrupt, deleting it", "cid", c, "err", err)
 		if derr := b.deleteLocked(c); derr != nil {
 			err = errors.Join(err, derr)
 		}
-		return nil, fmt.Errorf("cache: %s: %w", op, err)
+		return none, fmt.Errorf("cache: %s: %w", op, err)
 	}
 	b.idx.touch(c)
-	b.hot.add(c, data)
-	return data, nil
+	b.hot.add(v)
+	return v, nil
 }
 
 // Get returns a copy: read's bytes may be shared with the hot set.
 func (b *Badger) Get(c cid.Cid) ([]byte, error) {
-	data, err := b.read("get", c)
+	v, err := b.read("get", c)
 	if err != nil {
 		return nil, err
 	}
-	return bytes.Clone(data), nil
+	return bytes.Clone(v.Bytes()), nil
 }
+
+// GetVerified returns the fragment as read checked it (VerifiedGetter):
+// hashed against c now, or when it entered the hot set. Its bytes may be
+// shared and must not be written to.
+func (b *Badger) GetVerified(c cid.Cid) (core.Verified, error) { return b.read("get", c) }
 
 // Open returns the verified fragment behind a reader; the bytes are read
 // and hashed in full first, since a fragment must be verified before any
 // of it is served.
 func (b *Badger) Open(c cid.Cid) (io.ReadCloser, int64, error) {
-	data, err := b.read("open", c)
+	v, err := b.read("open", c)
 	if err != nil {
 		return nil, 0, err
 	}
-	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+	return io.NopCloser(bytes.NewReader(v.Bytes())), int64(len(v.Bytes())), nil
 }
 
 // Has answers from the in-memory index.

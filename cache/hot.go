@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/relaymesh/relaymesh/core"
 )
 
 // DefaultHotBytes is the memory a node's cache keeps of the fragments it
@@ -25,32 +27,30 @@ type hot struct {
 	byCID map[cid.Cid]*list.Element
 }
 
-type hotEntry struct {
-	c    cid.Cid
-	data []byte
-}
+type hotEntry struct{ v core.Verified }
 
 func newHot(limit int64) *hot {
 	return &hot{limit: limit, lru: list.New(), byCID: map[cid.Cid]*list.Element{}}
 }
 
-// get returns the shared, verified bytes of c, or nil.
-func (h *hot) get(c cid.Cid) []byte {
+// get returns the shared, verified bytes of c.
+func (h *hot) get(c cid.Cid) (core.Verified, bool) {
 	if h == nil || h.limit <= 0 {
-		return nil
+		return core.Verified{}, false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.byCID[c]
 	if e == nil {
-		return nil
+		return core.Verified{}, false
 	}
 	h.lru.MoveToFront(e)
-	return e.Value.(*hotEntry).data
+	return e.Value.(*hotEntry).v, true
 }
 
-// add keeps data, verified against c, which no one may write to again.
-func (h *hot) add(c cid.Cid, data []byte) {
+// add keeps v, whose bytes no one may write to again.
+func (h *hot) add(v core.Verified) {
+	c, data := v.CID(), v.Bytes()
 	if h == nil || int64(len(data)) > h.limit {
 		return
 	}
@@ -60,14 +60,14 @@ func (h *hot) add(c cid.Cid, data []byte) {
 		h.lru.MoveToFront(e)
 		return
 	}
-	h.byCID[c] = h.lru.PushFront(&hotEntry{c: c, data: data})
+	h.byCID[c] = h.lru.PushFront(&hotEntry{v: v})
 	h.size += int64(len(data))
 	for h.size > h.limit {
 		last := h.lru.Back()
 		ent := last.Value.(*hotEntry)
 		h.lru.Remove(last)
-		delete(h.byCID, ent.c)
-		h.size -= int64(len(ent.data))
+		delete(h.byCID, ent.v.CID())
+		h.size -= int64(len(ent.v.Bytes()))
 	}
 }
 
@@ -81,7 +81,7 @@ func (h *hot) remove(cids ...cid.Cid) {
 		if e := h.byCID[c]; e != nil {
 			h.lru.Remove(e)
 			delete(h.byCID, c)
-			h.size -= int64(len(e.Value.(*hotEntry).data))
+			h.size -= int64(len(e.Value.(*hotEntry).v.Bytes()))
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/ipfs/go-cid"
@@ -73,10 +74,11 @@ type KVTx interface {
 }
 
 var (
-	_ Store = (*Badger)(nil)
-	_ KV    = (*badgerKV)(nil)
-	_ Store = (*Memory)(nil)
-	_ KV    = (*memoryKV)(nil)
+	_ Store          = (*Badger)(nil)
+	_ KV             = (*badgerKV)(nil)
+	_ Store          = (*Memory)(nil)
+	_ VerifiedGetter = (*Badger)(nil)
+	_ KV             = (*memoryKV)(nil)
 )
 
 // VerifiedPutter is a Store that can take bytes hashed against their CID
@@ -93,6 +95,30 @@ func PutVerified(s Store, v core.Verified) error {
 		return vp.PutVerified(v)
 	}
 	return s.Put(v.CID(), v.Bytes())
+}
+
+// VerifiedGetter is a Store that hands out fragments as core.Verified: it
+// checked them against their CID itself (Badger hashes on every read from
+// disk, and kept the hot set's bytes hashed when they entered).
+type VerifiedGetter interface {
+	GetVerified(c cid.Cid) (core.Verified, error)
+}
+
+// GetVerified returns c's fragment from s as core.Verified: through
+// GetVerified when s has it, else Get and a hash.
+func GetVerified(s Store, c cid.Cid) (core.Verified, error) {
+	if vg, ok := s.(VerifiedGetter); ok {
+		return vg.GetVerified(c)
+	}
+	data, err := s.Get(c)
+	if err != nil {
+		return core.Verified{}, err
+	}
+	v, err := core.Verify(c, data)
+	if err != nil {
+		return core.Verified{}, fmt.Errorf("cache: get: %w", err)
+	}
+	return v, nil
 }
 
 var (

@@ -1,6 +1,10 @@
 package core
 
-import "github.com/ipfs/go-cid"
+import (
+	"bytes"
+
+	"github.com/ipfs/go-cid"
+)
 
 // Verified is a fragment's bytes that were hashed against its CID. Only
 // Verify makes one, so a store handed a Verified need not hash the same
@@ -25,3 +29,7 @@ func (v Verified) CID() cid.Cid { return v.c }
 
 // Bytes returns the verified bytes (not a copy).
 func (v Verified) Bytes() []byte { return v.data }
+
+// Clone returns a Verified holding a copy of v's bytes: a copy of bytes
+// that matched their CID matches it too.
+func (v Verified) Clone() Verified { return Verified{c: v.c, data: bytes.Clone(v.data)} }

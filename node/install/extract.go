@@ -81,22 +81,11 @@ func Extract(ctx context.Context, archivePath, destDir string, lim Limits) (Stat
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return Stats{}, fmt.Errorf("install: extract: %w", err)
 	}
-	if err := os.MkdirAll(destDir, 0o755); err != nil {
-		return Stats{}, fmt.Errorf("install: extract: %w", err)
-	}
-	root, err := os.OpenRoot(destDir)
+	x, done, err := newExtractor(ctx, destDir, lim)
 	if err != nil {
-		return Stats{}, fmt.Errorf("install: extract: %w", err)
+		return Stats{}, err
 	}
-	defer root.Close()
-
-	x := &extractor{
-		ctx:     ctx,
-		root:    root,
-		lim:     lim,
-		dirs:    make(map[string]bool),
-		regular: make(map[string]bool),
-	}
+	defer done()
 	switch {
 	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		err = x.tarGz(f)
@@ -110,6 +99,43 @@ func Extract(ctx context.Context, archivePath, destDir string, lim Limits) (Stat
 		err = fmt.Errorf("%w: %s: not a tar.gz or zip archive (starts with %q)", ErrFormat, archivePath, magic[:n])
 	}
 	return x.stats, err
+}
+
+// ExtractTarGz is Extract for a tar.gz read from r as it arrives (the
+// node streams it from its fragments, so the archive is never written
+// whole to disk first). The same rules and limits apply. It returns when
+// the tar's end is read; the caller drains r if it must see r's end.
+func ExtractTarGz(ctx context.Context, r io.Reader, destDir string, lim Limits) (Stats, error) {
+	if err := lim.Validate(); err != nil {
+		return Stats{}, err
+	}
+	x, done, err := newExtractor(ctx, destDir, lim)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer done()
+	err = x.tarGz(r)
+	return x.stats, err
+}
+
+// newExtractor makes destDir and an extractor confined to it; done closes
+// the root.
+func newExtractor(ctx context.Context, destDir string, lim Limits) (*extractor, func(), error) {
+	if err := os.MkdirAll(destDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("install: extract: %w", err)
+	}
+	root, err := os.OpenRoot(destDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("install: extract: %w", err)
+	}
+	x := &extractor{
+		ctx:     ctx,
+		root:    root,
+		lim:     lim,
+		dirs:    make(map[string]bool),
+		regular: make(map[string]bool),
+	}
+	return x, func() { root.Close() }, nil
 }
 
 type kind int

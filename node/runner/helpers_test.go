@@ -253,7 +253,7 @@ type file struct {
 }
 
 // tarGz builds a tar.gz archive.
-func tarGz(t *testing.T, files ...file) []byte {
+func tarGz(t testing.TB, files ...file) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)

@@ -1,9 +1,11 @@
 package runner
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,18 +244,15 @@ func (r *Runner) prepare(ctx context.Context, m *core.Manifest, unpackStore bool
 		}
 		return ws, nil
 	}
-	archive := filepath.Join(tmp, "archive")
 	if m.Action == core.ActionDeb {
 		// Not extracted: apt/dpkg install the .deb as it is.
 		if err := os.Mkdir(ws.dir, 0o755); err != nil {
 			return ws, fmt.Errorf("%w: %w", ErrBuild, err)
 		}
-		archive = filepath.Join(ws.dir, debFileName(m))
-	}
-	if err := assemble(ctx, r.frags, m, archive); err != nil {
-		return ws, err
-	}
-	if m.Action == core.ActionDeb {
+		archive := filepath.Join(ws.dir, debFileName(m))
+		if err := assemble(ctx, r.frags, m, archive); err != nil {
+			return ws, err
+		}
 		ws.deb = archive
 		return ws, nil
 	}
@@ -262,16 +261,76 @@ func (r *Runner) prepare(ctx context.Context, m *core.Manifest, unpackStore bool
 			return ws, fmt.Errorf("%w: store path: %w", ErrUnpack, err)
 		}
 	}
-	st, err := install.Extract(ctx, archive, ws.dir, r.cfg.Limits)
-	if err != nil {
-		return ws, fmt.Errorf("%w: %w", ErrUnpack, err)
+	// A tar.gz going into the package's own temp dir streams from the
+	// fragments; a store path gets only a whole, checked archive (a
+	// fragment lost midway must not leave half a package there).
+	return ws, r.unpack(ctx, m, tmp, ws.dir, m.Action != core.ActionStore)
+}
+
+// unpack extracts m's archive into dir. With stream, a tar.gz goes from
+// the fragments straight into the extractor, each fragment checked against
+// its CID before a byte of it is extracted and the whole archive's size and
+// digest checked at its end, before anything runs; the archive is never
+// written whole. Otherwise, and for a zip (which needs random access), the
+// archive is reassembled into tmp first.
+func (r *Runner) unpack(ctx context.Context, m *core.Manifest, tmp, dir string, stream bool) error {
+	a := newArchiveReader(ctx, r.frags, m)
+	br := bufio.NewReaderSize(a, 256<<10)
+	magic, perr := br.Peek(2)
+	if perr != nil {
+		if aerr := a.failed(); aerr != nil {
+			return aerr
+		}
 	}
-	r.log.Debug("extracted", "dir", ws.dir, "files", st.Files, "bytes", st.Bytes)
+	if stream && perr == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		st, err := install.ExtractTarGz(ctx, br, dir, r.cfg.Limits)
+		if err == nil {
+			// Read to the end: the size and digest checks run there.
+			_, err = io.Copy(io.Discard, br)
+		}
+		if err != nil {
+			if aerr := a.failed(); aerr != nil {
+				return aerr
+			}
+			return fmt.Errorf("%w: %w", ErrUnpack, err)
+		}
+		r.log.Debug("extracted", "dir", dir, "files", st.Files, "bytes", st.Bytes, "streamed", true)
+		return nil
+	}
+	archive := filepath.Join(tmp, "archive")
+	if err := writeArchive(archive, br, a); err != nil {
+		return err
+	}
+	st, err := install.Extract(ctx, archive, dir, r.cfg.Limits)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnpack, err)
+	}
+	r.log.Debug("extracted", "dir", dir, "files", st.Files, "bytes", st.Bytes)
 	// The command does not need the archive; free its space now.
 	if err := os.Remove(archive); err != nil {
 		r.log.Warn("cannot remove reassembled archive", "path", archive, "err", err)
 	}
-	return ws, nil
+	return nil
+}
+
+// writeArchive copies the archive from r (reading a) into the new file path.
+func writeArchive(path string, r io.Reader, a *archiveReader) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBuild, err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("%w: %w", ErrBuild, cerr)
+		}
+	}()
+	if _, err := io.Copy(f, r); err != nil {
+		if aerr := a.failed(); aerr != nil {
+			return aerr
+		}
+		return fmt.Errorf("%w: %w", ErrBuild, err)
+	}
+	return nil
 }
 
 // debFileName is the .deb's file name as Debian names it (the epoch's

@@ -19,6 +19,14 @@ type Fragments interface {
 	Get(c cid.Cid) ([]byte, error)
 }
 
+// VerifiedFragments is Fragments that hands out fragments it checked
+// against their CID itself (the node's badger store does on every read), so
+// reassembly does not hash them a second time. Without it, reassembly
+// hashes every fragment it gets.
+type VerifiedFragments interface {
+	GetVerified(c cid.Cid) (core.Verified, error)
+}
+
 // Refetcher is a Fragments that can replace a fragment it lost or holds
 // wrong: Refetch drops what is stored under c and fetches it again (the
 // node, from the mesh), size bytes long. Reassembly then reads and checks
