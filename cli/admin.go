@@ -185,7 +185,7 @@ func (a *app) nodesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "nodes",
 		Usage: "enrolled nodes",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			{
 				Name: "list", Usage: "list enrolled nodes", Flags: adminFlags(),
 				Action: func(c *cli.Context) error {
@@ -264,7 +264,7 @@ func (a *app) nodesCommand() *cli.Command {
 					return w.Flush()
 				},
 			},
-		},
+		}, a.nodesLifecycleCommands()...),
 	}
 }
 

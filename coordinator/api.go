@@ -158,6 +158,7 @@ func (c *Coordinator) apiHandler() http.Handler {
 		responder{w, http.StatusOK}.send(c.Inventory(r.PathValue("id")))
 	})
 	mux.HandleFunc("GET /v1/snapshot", c.serveSnapshot)
+	c.lifecycleRoutes(mux)
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Stats())
 	})

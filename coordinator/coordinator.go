@@ -65,6 +65,7 @@ type Coordinator struct {
 
 	offload *offload
 	lists   memberLists
+	revLog  revokedLog
 
 	fleetVersions string    // the set noteVersionsLocked last saw; under st.mu
 	started       time.Time // when Start ran

@@ -14,4 +14,5 @@ var (
 	ErrNotEnrolled    = errors.New("coordinator: peer is not enrolled")
 	ErrBadConfig      = errors.New("coordinator: invalid config")
 	ErrNotInitialised = errors.New("coordinator: directory not initialised")
+	ErrRevoked        = errors.New("coordinator: node revoked")
 )

@@ -75,6 +75,11 @@ func (c *Coordinator) intake(reports []*core.Envelope) *core.StatusAck {
 		return n
 	}
 	for i, r := range res {
+		if r.err == nil && !c.stillEnrolledLocked(r) {
+			// Deleted or revoked while its signature was checked.
+			r.err = errNotEnrolledReport
+			c.counters.NotEnrolled.Add(1)
+		}
 		if r.err != nil {
 			ack.Results[i], ack.Errors[i] = core.AckRejected, r.err.Error()
 			continue
@@ -219,7 +224,10 @@ func (c *Coordinator) verifyAll(reports []*core.Envelope) []checked {
 	return res
 }
 
-var errNotEnrolledReport = errors.New("report from a node that is not enrolled")
+var (
+	errNotEnrolledReport = errors.New("report from a node that is not enrolled")
+	errRevokedReport     = errors.New("report from a revoked node")
+)
 
 func (c *Coordinator) verifyOne(e *core.Envelope) checked {
 	if e != nil && e.Type == core.TypeScan {
@@ -241,6 +249,9 @@ func (c *Coordinator) verifyOne(e *core.Envelope) checked {
 	c.st.mu.RUnlock()
 	if pub == nil {
 		c.counters.NotEnrolled.Add(1)
+		if c.refuseRevoked(s.NodeID, "status report") {
+			return checked{err: errRevokedReport}
+		}
 		return checked{err: errNotEnrolledReport}
 	}
 	if _, err := e.Open(core.TypeStatus, pub); err != nil {

@@ -28,18 +28,23 @@ const (
 // reset before a byte of it is read.
 func (c *Coordinator) registerProtocols() {
 	p2p.Handle(c.host, core.ProtoEnroll, maxEnrollBytes, c.handleEnroll)
-	p2p.HandleAdmitted(c.host, core.ProtoSync, maxSyncBytes, c.admitNode, c.handleSync)
-	p2p.HandleAdmitted(c.host, core.ProtoStatus, maxStatusBytes, c.admitNode, c.handleStatus)
+	p2p.HandleAdmitted(c.host, core.ProtoSync, maxSyncBytes, c.admitNode("sync"), c.handleSync)
+	p2p.HandleAdmitted(c.host, core.ProtoStatus, maxStatusBytes, c.admitNode("status report"), c.handleStatus)
 }
 
-// admitNode lets an enrolled peer's stream be read; it counts the others.
-func (c *Coordinator) admitNode(p peer.ID) bool {
-	if c.enrolled(p) {
-		return true
+// admitNode lets an enrolled peer's stream be read; it counts the others,
+// and logs a revoked node's (at most once a minute per node).
+func (c *Coordinator) admitNode(what string) func(peer.ID) bool {
+	return func(p peer.ID) bool {
+		if c.enrolled(p) {
+			return true
+		}
+		c.counters.NotEnrolled.Add(1)
+		if !c.refuseRevoked(p.String(), what) {
+			c.log.Debug("stream of unenrolled peer reset", "peer", p)
+		}
+		return false
 	}
-	c.counters.NotEnrolled.Add(1)
-	c.log.Debug("stream of unenrolled peer reset", "peer", p)
-	return false
 }
 
 func (c *Coordinator) handleEnroll(_ context.Context, from peer.ID, req *core.EnrollRequest) (*core.EnrollResponse, error) {
@@ -58,6 +63,11 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	now := c.now().UTC()
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
+	if r := c.revokedLocked(from.String()); r != nil {
+		c.log.Warn("enrollment refused: revoked node", "peer", from, "name", r.Name, "site", r.Site)
+		return nil, fmt.Errorf("%w: node %s was revoked at %s: a revoked key never enrolls again; give the machine a new identity (remove its node directory) and enroll it afresh",
+			ErrRevoked, from, r.Revoked.Format(time.RFC3339))
+	}
 	tok := c.st.tokens[hashToken(req.Token)]
 	switch {
 	case tok == nil:

@@ -44,6 +44,7 @@ type state struct {
 	deps     map[string]*Deployment
 	rows     map[string]map[string]*Row // deployment → node → row
 	scans    map[string]*ScanRecord     // node → latest scan (without the inventory list)
+	revoked  map[string]*RevokedNode    // node → its revocation (lifecycle.go)
 	seq      uint64
 	// members is the fleet membership version: it grows with every change
 	// a member list shows (an enrollment, a relay flag), see memberlist.go.
@@ -51,8 +52,8 @@ type state struct {
 	// savedSeen is the last-seen time last written per node, so heartbeats
 	// are persisted about once a minute, not on every sync.
 	savedSeen map[string]time.Time
-	// known holds the ID of every node in nodes (nodes are never
-	// removed), read without mu: the byte meter asks on every stream read
+	// known holds the ID of every node in nodes (removed with it by
+	// delete and revoke), read without mu: the byte meter asks on every stream read
 	// and write, and waiting for mu there stalled the origin's uploads
 	// behind every status write.
 	known sync.Map
@@ -114,6 +115,7 @@ func loadState(kv cache.KV) (*state, error) {
 		deps:     map[string]*Deployment{},
 		rows:     map[string]map[string]*Row{},
 		scans:    map[string]*ScanRecord{},
+		revoked:  map[string]*RevokedNode{},
 
 		savedSeen: map[string]time.Time{},
 	}
@@ -166,6 +168,7 @@ func loadState(kv cache.KV) (*state, error) {
 			s.scans[r.Node] = r
 			return nil
 		}),
+		scan(keyRevoked, func(_ string, v []byte) error { return loadRevoked(s, v) }),
 		scan(keyDeploy, func(_ string, v []byte) error {
 			var d Deployment
 			if err := json.Unmarshal(v, &d); err != nil {

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// nodesLifecycleCommands are `nodes delete`, `nodes revoke` and
+// `nodes revoked`.
+func (a *app) nodesLifecycleCommands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name: "delete", Usage: "remove a node that is gone for good (it may enroll again with a new token)", ArgsUsage: "NAME|ID",
+			Flags: append(adminFlags(), &cli.BoolFlag{Name: "force",
+				Usage: "delete it even with unfinished rows in running deployments, which are marked ERR_ABORTED"}),
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usageErrorf("nodes delete: give one node name or ID (relaymesh nodes list)")
+				}
+				cl, err := a.client(c)
+				if err != nil {
+					return err
+				}
+				res, err := cl.DeleteNode(c.Context, c.Args().First(), c.Bool("force"))
+				if err != nil {
+					return apiErr("nodes delete", err)
+				}
+				if c.Bool("json") {
+					return a.printJSON(res)
+				}
+				fmt.Fprintf(a.stdout, "deleted node %s (%s), site %s", res.Node.Name, res.Node.ID, res.Node.Site)
+				if res.Aborted > 0 {
+					fmt.Fprintf(a.stdout, "; %d unfinished rows marked ERR_ABORTED", res.Aborted)
+				}
+				fmt.Fprintln(a.stdout)
+				return nil
+			},
+		},
+		{
+			Name: "revoke", Usage: "refuse a node's key and peer ID for good: sync, reports, fragments, enrollment, and its site peers", ArgsUsage: "NAME|ID",
+			Flags: adminFlags(),
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usageErrorf("nodes revoke: give one node name or ID (relaymesh nodes list)")
+				}
+				cl, err := a.client(c)
+				if err != nil {
+					return err
+				}
+				r, err := cl.RevokeNode(c.Context, c.Args().First())
+				if err != nil {
+					return apiErr("nodes revoke", err)
+				}
+				if c.Bool("json") {
+					return a.printJSON(r)
+				}
+				fmt.Fprintf(a.stdout, "revoked node %s (%s), site %s: its key is refused from now on", r.Name, r.ID, r.Site)
+				if r.Aborted > 0 {
+					fmt.Fprintf(a.stdout, "; %d unfinished rows marked ERR_ABORTED", r.Aborted)
+				}
+				fmt.Fprintln(a.stdout, "\nsite peers refuse it once they have the new member list (their next sync)")
+				return nil
+			},
+		},
+		{
+			Name: "revoked", Usage: "list revoked nodes", Flags: adminFlags(),
+			Action: func(c *cli.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				cl, err := a.client(c)
+				if err != nil {
+					return err
+				}
+				rs, err := cl.Revoked(c.Context)
+				if err != nil {
+					return apiErr("nodes revoked", err)
+				}
+				if c.Bool("json") {
+					return a.printJSON(rs)
+				}
+				w := a.table()
+				fmt.Fprintln(w, "SITE\tNAME\tREVOKED\tID")
+				for _, r := range rs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Site, r.Name, r.Revoked.Format(time.RFC3339), r.ID)
+				}
+				return w.Flush()
+			},
+		},
+	}
+}

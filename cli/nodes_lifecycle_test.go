@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNodesDeleteRevoke(t *testing.T) {
+	t.Parallel()
+	tc := startCoord(t)
+	tc.enroll("paris", "paris-1")
+	tc.enroll("paris", "paris-2")
+	tc.enroll("lyon", "lyon-1")
+	admin := func(args ...string) []string { return append(args, tc.admin...) }
+
+	r := run(t, admin("nodes", "revoke", "paris-1")...)
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "revoked node paris-1") || !strings.Contains(r.stdout, "refused from now on") {
+		t.Errorf("revoke said %q", r.stdout)
+	}
+	mustFailOneLine(t, run(t, admin("nodes", "revoke", "paris-1")...), `"paris-1"`, "already revoked")
+	mustFailOneLine(t, run(t, admin("nodes", "revoke", "nosuch")...), `"nosuch"`, "nodes list")
+	mustFailOneLine(t, run(t, admin("nodes", "revoke")...), "give one node name or ID")
+	r = run(t, admin("nodes", "revoked")...)
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "paris-1") {
+		t.Errorf("nodes revoked = %q", r.stdout)
+	}
+
+	r = run(t, admin("nodes", "delete", "lyon-1")...)
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "deleted node lyon-1") {
+		t.Errorf("delete said %q", r.stdout)
+	}
+	mustFailOneLine(t, run(t, admin("nodes", "delete", "lyon-1")...), `"lyon-1"`, "no enrolled node")
+	mustFailOneLine(t, run(t, admin("nodes", "delete", "paris-1")...), "is revoked")
+	r = run(t, admin("nodes", "list")...)
+	mustSucceed(t, r)
+	if strings.Contains(r.stdout, "paris-1") || strings.Contains(r.stdout, "lyon-1") || !strings.Contains(r.stdout, "paris-2") {
+		t.Errorf("nodes list after delete and revoke = %q", r.stdout)
+	}
+}
