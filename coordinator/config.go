@@ -68,8 +68,9 @@ type Config struct {
 
 	Logger *slog.Logger     `yaml:"-"`
 	Now    func() time.Time `yaml:"-"`
-	// Shaper paces fragment uploads (the simulator's network); nil = none.
-	Shaper p2p.Shaper `yaml:"-"`
+	// Network is the network the libp2p host runs on; nil means TCP (the
+	// simulator's is simulations/vnet).
+	Network p2p.Network `yaml:"-"`
 	// Console, when set, builds the web console served on the admin
 	// listener beside /v1/ (package console; `coordinator serve` sets it).
 	Console func(*Coordinator) http.Handler `yaml:"-"`

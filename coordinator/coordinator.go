@@ -183,6 +183,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	c.meter = &p2p.Meter{Classify: c.classify}
 	h, err := p2p.NewHost(p2p.HostConfig{
 		ListenAddrs: c.cfg.Listen, Identity: c.identity, Gater: c.gater, Enrolled: c.enrolled, Logger: c.log, Meter: c.meter,
+		Network: c.cfg.Network,
 	})
 	if err != nil {
 		return fmt.Errorf("coordinator: libp2p host: %w", err)
@@ -194,7 +195,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	if err := p2p.ServeFragments(h, p2p.FragmentServerConfig{
 		// c.meter already counts every stream byte at the host.
-		Source: countingSource{c.store, c.offload}, Authorize: c.enrolled, Limiter: lim, Shaper: c.cfg.Shaper, Logger: c.log,
+		Source: countingSource{c.store, c.offload}, Authorize: c.enrolled, Limiter: lim, Logger: c.log,
 		Redirect: c.redirect, Served: c.served,
 	}); err != nil {
 		h.Close()

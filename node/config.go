@@ -146,8 +146,10 @@ type Config struct {
 	SiteWANDownBps int64 `yaml:"site_wan_down_bps"`
 	// GossipTransport replaces memberlist's network transport (simulator).
 	GossipTransport memberlist.Transport `yaml:"-"`
-	// Shaper paces fragment bytes sent and received (simulator).
-	Shaper p2p.Shaper `yaml:"-"`
+	// Network is the network the node's libp2p host and reachability
+	// probes run on; nil means TCP. The simulator gives each node its
+	// endpoint of a simulated network (simulations/vnet).
+	Network p2p.Network `yaml:"-"`
 	// Store replaces the badger cache under Dir (simulator: cache.NewMemory).
 	Store StoreKV `yaml:"-"`
 	// CorruptServing makes this node serve fragments with one byte flipped:

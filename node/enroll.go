@@ -38,6 +38,9 @@ type EnrollOptions struct {
 	// The caller keeps them for node run with SaveSettings.
 	Listen    []string
 	Advertise []string
+	// Network is the network the enrollment exchange runs on; nil means
+	// TCP (see Config.Network).
+	Network p2p.Network
 	// Timeout bounds one try of the exchange with the coordinator
 	// (connect and enrollment call); 0 means 30s.
 	Timeout time.Duration
@@ -129,7 +132,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Enrollment, error) {
 	}
 	gater := &p2p.Gater{}
 	gater.Allow(coord.ID)
-	h, err := p2p.NewHost(p2p.HostConfig{ListenAddrs: []string{}, Identity: id, Gater: gater, Logger: log})
+	h, err := p2p.NewHost(p2p.HostConfig{ListenAddrs: []string{}, Identity: id, Gater: gater, Logger: log, Network: opts.Network})
 	if err != nil {
 		return nil, err
 	}

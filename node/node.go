@@ -186,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.adv, err = newAdvertiser(cfg.Advertise, n.coord); err != nil {
 		return nil, err
 	}
-	hc := p2p.HostConfig{ListenAddrs: cfg.Listen, Identity: ident, Gater: n.gater, Logger: log, Meter: n.meter}
+	hc := p2p.HostConfig{ListenAddrs: cfg.Listen, Identity: ident, Gater: n.gater, Logger: log, Meter: n.meter, Network: cfg.Network}
 	if len(cfg.Advertise) > 0 || listensUnspecified(cfg.Listen) {
 		hc.AddrsFactory = n.adv.addrs
 	}
@@ -217,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if err := p2p.ServeFragments(n.h, p2p.FragmentServerConfig{
 		Source: n.fragmentSource(), Authorize: n.gater.Allowed, Limiter: lim, Meter: n.fragMeter,
-		Shaper: cfg.Shaper, Logger: log, Redirect: n.mesh.Redirect, Served: n.mesh.Served,
+		Logger: log, Redirect: n.mesh.Redirect, Served: n.mesh.Served,
 	}); err != nil {
 		return nil, err
 	}

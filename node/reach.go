@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -146,8 +147,7 @@ func (n *Node) probeMembers() {
 		}()
 		for _, id := range todo {
 			ctx, cancel := context.WithTimeout(n.ctx, reachTimeout)
-			var d manet.Dialer
-			c, err := d.DialContext(ctx, addrs[id])
+			c, err := n.dialRaw(ctx, addrs[id])
 			cancel()
 			if c != nil {
 				_ = c.Close()
@@ -166,6 +166,15 @@ func (n *Node) probeMembers() {
 		n.reach.probing = false
 		n.reach.mu.Unlock()
 	}
+}
+
+// dialRaw makes the plain TCP connect of a probe, on the node's network.
+func (n *Node) dialRaw(ctx context.Context, a ma.Multiaddr) (net.Conn, error) {
+	if n.cfg.Network != nil {
+		return n.cfg.Network.Dial(ctx, a)
+	}
+	var d manet.Dialer
+	return d.DialContext(ctx, a)
 }
 
 // warnUnreachable logs, once per change, the members that say they

@@ -31,7 +31,7 @@ func (n *Node) startSite() error {
 	mc := mesh.Config{
 		Host: n.h, Coordinator: n.coord.ID, Store: n.store, Strategy: n.cfg.Strategy,
 		SiteWANDownBps: n.cfg.SiteWANDownBps, Meter: n.fragMeter, Logger: n.log,
-		FragmentTimeout: n.fragTimeout, Shaper: n.cfg.Shaper, OnDistrust: n.republishMeta,
+		FragmentTimeout: n.fragTimeout, OnDistrust: n.republishMeta,
 		FloorBps: n.cfg.SourceFloorBps, FloorGrace: n.cfg.SourceFloorGrace, FloorFraction: n.cfg.SourceFloorFraction,
 	}
 	if n.cfg.NoGossip || n.cfg.Strategy == mesh.StrategyDirect {

@@ -113,8 +113,6 @@ type FragmentServerConfig struct {
 	Redirect func(from peer.ID, c cid.Cid) []peer.AddrInfo
 	// Served, when set, is told of every fragment sent whole.
 	Served func(to peer.ID, c cid.Cid)
-	// Shaper, when set, paces every chunk sent (the simulator's network).
-	Shaper Shaper
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -358,11 +356,6 @@ func (f *fragServer) send(ctx context.Context, s network.Stream, to peer.ID, r i
 			cancel()
 			if err != nil {
 				return fmt.Errorf("rate limiter: %w", err)
-			}
-		}
-		if f.cfg.Shaper != nil {
-			if err := f.cfg.Shaper.Send(ctx, to, n); err != nil {
-				return fmt.Errorf("shaper: %w", err)
 			}
 		}
 		_ = s.SetWriteDeadline(time.Now().Add(fragStallTimeout))

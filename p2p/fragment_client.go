@@ -22,7 +22,6 @@ type fetchOptions struct {
 	redirect bool
 	progress func(n int)
 	meter    *Meter
-	shaper   Shaper
 	floor    int64         // bytes/s; 0: none
 	grace    time.Duration // before the floor applies
 	timeout  func(size int64) time.Duration
@@ -221,11 +220,6 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 		n, err := s.Read(data[off:min(off+fragChunk, len(data))])
 		off += n
 		o.meter.AddRecv(p, n)
-		if o.shaper != nil && n > 0 {
-			if serr := o.shaper.Recv(ctx, p, n); serr != nil {
-				return fail(fmt.Errorf("shaper: %w", serr))
-			}
-		}
 		if o.progress != nil && n > 0 {
 			t := time.Now()
 			o.progress(n)

@@ -52,6 +52,9 @@ type HostConfig struct {
 	// (identify, h.Addrs) from its listen addresses expanded to every
 	// interface; nil advertises them all.
 	AddrsFactory func([]ma.Multiaddr) []ma.Multiaddr
+	// Network is the transport the host dials and listens with; nil means
+	// TCP.
+	Network Network
 }
 
 // DefaultHostConfig returns a config listening on DefaultListenAddr with the
@@ -76,8 +79,8 @@ func (c HostConfig) Validate() error {
 	return nil
 }
 
-// NewHost builds a libp2p host that only does what relaymesh asks: TCP,
-// Noise, yamux, and nothing that dials, maps ports or advertises by itself.
+// NewHost builds a libp2p host that only does what relaymesh asks: TCP
+// (or cfg.Network), Noise, yamux, and nothing that dials, maps ports or advertises by itself.
 func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.ListenAddrs == nil {
 		cfg.ListenAddrs = []string{DefaultListenAddr}
@@ -97,7 +100,6 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
-		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.DisableRelay(),
@@ -108,6 +110,11 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ForceReachabilityPrivate(),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
+	}
+	if cfg.Network != nil {
+		opts = append(opts, libp2p.Transport(newTransport(cfg.Network)))
+	} else {
+		opts = append(opts, libp2p.Transport(tcp.NewTCPTransport))
 	}
 	if len(cfg.ListenAddrs) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

@@ -1,5 +1,5 @@
 // Package simulations runs the real coordinator and node code in one
-// process over a simulated network (see simulations/net for the shaped
+// process over a simulated network (see simulations/vnet for the libp2p
 // links, simulations/memnet for membership) and measures how a package
 // spreads: per scenario (a YAML file, see Scenario) and per strategy
 // (mesh, relay, direct), the completion time of every node, the lower

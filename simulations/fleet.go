@@ -15,7 +15,13 @@ import (
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/node"
 	"github.com/relaymesh/relaymesh/simulations/memnet"
-	simnet "github.com/relaymesh/relaymesh/simulations/net"
+	"github.com/relaymesh/relaymesh/simulations/vnet"
+)
+
+// The libp2p ports of the simulated hosts (each has its own address).
+const (
+	coordPort = 7471
+	nodePort  = 4001
 )
 
 // simNode is one node of the simulated fleet.
@@ -28,6 +34,7 @@ type simNode struct {
 	inst       *checkInstaller
 	store      *timedStore
 	tr         *memnet.Transport
+	ep         *vnet.Endpoint
 	late       bool // started by a late-join fault
 
 	mu      sync.Mutex
@@ -53,7 +60,7 @@ type fleet struct {
 	strategy string
 	log      *slog.Logger
 	root     string
-	net      *simnet.Network
+	net      *vnet.Network
 	gossip   *memnet.Network
 	coord    *coordinator.Coordinator
 	sites    []string
@@ -97,8 +104,7 @@ func workers(n, k int, fn func(i int) error) error {
 // and starts all but the late joiners.
 func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slog.Logger) (*fleet, error) {
 	p := sc.s
-	_, frag := sc.scaledSizes()
-	nw, err := simnet.New(simnet.Config{CoordinatorUp: sc.scaled(p.coordUp), FragmentSize: frag})
+	nw, err := vnet.New(vnet.Config{CoordinatorUp: sc.scaled(p.coordUp)})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +112,7 @@ func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slo
 	for i := range sc.Sites.Count {
 		name := fmt.Sprintf("site-%d", i+1)
 		f.sites = append(f.sites, name)
-		if err := nw.AddSite(name, simnet.SiteLink{Up: sc.scaled(p.wanUp), Down: sc.scaled(p.wanDown),
+		if err := nw.AddSite(name, vnet.SiteLink{Up: sc.scaled(p.wanUp), Down: sc.scaled(p.wanDown),
 			WANLatency: p.latency, LANLatency: p.lanLatency}); err != nil {
 			return nil, err
 		}
@@ -118,7 +124,8 @@ func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slo
 	}
 	cc := coordinator.TestConfig(dir)
 	cc.Logger = log.With("who", "coordinator")
-	cc.Shaper = nw.View("")
+	cep := nw.Coordinator()
+	cc.Network, cc.Listen = cep, []string{cep.Addr(coordPort)}
 	if cc.PushConcurrency < 64 {
 		cc.PushConcurrency = 64
 	}
@@ -131,7 +138,6 @@ func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slo
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	f.coord = co
-	nw.SetCoordinator(co.Host().ID())
 
 	if err := f.enroll(ctx); err != nil {
 		return f, err
@@ -165,6 +171,11 @@ func (f *fleet) enroll(ctx context.Context) error {
 			k := 1 - sc.Sites.Heterogeneity*rng.Float64()
 			n := &simNode{name: fmt.Sprintf("s%d-n%d", si+1, ni+1), site: site, siteIdx: si,
 				up: sc.scaled(p.lan) * k, down: sc.scaled(p.lan) * k, late: late[[2]int{si, ni}]}
+			ep, err := f.net.AddNode(site, n.up, n.down)
+			if err != nil {
+				return err
+			}
+			n.ep = ep
 			f.nodes = append(f.nodes, n)
 			f.bySite[si] = append(f.bySite[si], n)
 			n.cfg.CorruptServing = corrupt[[2]int{si, ni}]
@@ -183,16 +194,15 @@ func (f *fleet) enroll(ctx context.Context) error {
 		n := f.nodes[i]
 		dir := filepath.Join(f.root, n.name)
 		ectx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		enr, err := node.Enroll(ectx, node.EnrollOptions{Dir: dir, Coordinator: addr, Token: tokens[n.siteIdx], Name: n.name})
+		listen := []string{n.ep.Addr(nodePort)}
+		enr, err := node.Enroll(ectx, node.EnrollOptions{Dir: dir, Coordinator: addr, Token: tokens[n.siteIdx], Name: n.name,
+			Listen: listen, Advertise: listen, Network: n.ep})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%w: enroll %s: %w", ErrSetup, n.name, err)
 		}
 		if n.id, err = peer.Decode(enr.NodeID); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrSetup, n.name, err)
-		}
-		if err := f.net.AddNode(n.id, n.site, n.up, n.down); err != nil {
-			return err
 		}
 		f.configure(n, dir)
 		return nil
@@ -208,6 +218,12 @@ func (f *fleet) configure(n *simNode, dir string) {
 	c.SyncInterval = p.syncInterval
 	c.CallTimeout = p.callTimeout
 	c.Strategy = f.strategy
+	// A failed download waits as long as on a real node: the network
+	// resets connections under faults (a partition, a killed relay), and
+	// the test backoffs (10–100 ms) would spend every attempt in the
+	// first second of a cut.
+	def := node.DefaultConfig(dir)
+	c.JobAttempts, c.JobBackoffMin, c.JobBackoffMax = def.JobAttempts, def.JobBackoffMin, def.JobBackoffMax
 	if f.strategy == "relay" {
 		// One relay per site, however big: the LanGuard/BigFix way.
 		c.RelaysPerSite = f.sc.Sites.Nodes + 1
@@ -218,7 +234,9 @@ func (f *fleet) configure(n *simNode, dir string) {
 	c.Installer = n.inst
 	n.tr = f.gossip.NewTransport(n.name)
 	c.GossipTransport = n.tr
-	c.Shaper = f.net.View(n.id)
+	c.Network = n.ep
+	c.Listen = []string{n.ep.Addr(nodePort)}
+	c.Advertise = c.Listen
 	c.UpBps, c.DownBps = int64(n.up), int64(n.down)
 	// The floor is a rate: scaled like the links, so a scaled transfer is
 	// cut when the unscaled one would be.
@@ -241,8 +259,8 @@ func (f *fleet) start(n *simNode) error {
 	return nil
 }
 
-// kill crashes n: its gossip transport fails at once, then the node
-// stops.
+// kill crashes n: its connections and gossip transport fail at once, as
+// a machine that lost power, then the node stops.
 func (f *fleet) kill(n *simNode) {
 	n.mu.Lock()
 	if n.killed {
@@ -252,6 +270,7 @@ func (f *fleet) kill(n *simNode) {
 	n.killed = true
 	nd, cancel := n.n, n.cancel
 	n.mu.Unlock()
+	n.ep.Crash()
 	n.tr.Crash()
 	if nd != nil {
 		cancel()

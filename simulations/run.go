@@ -75,7 +75,7 @@ func notes(sc *Scenario) []string {
 	pkg, frag := sc.scaledSizes()
 	return []string{
 		fmt.Sprintf("scale %g: rates and sizes ÷ %g (package %d B, fragment %d B moved); times are wall-clock seconds, equal to unscaled times", sc.Scale, sc.Scale, pkg, frag),
-		"only fragment payload is shaped (>99% of bytes); control traffic (sync, orders, status, gossip) is not, and a partition cuts fragment bytes only",
+		"every libp2p byte is shaped (simulations/vnet: orders, syncs, status, manifests, fragments, Noise and yamux framing; WAN bytes are wire bytes); site gossip is not (LAN only); a partition resets the site's connections to the coordinator and refuses new ones until the heal",
 		"t_last/t_median: when each node had every fragment verified (its install began), from the deployment; success is the coordinator's SUCCESS row",
 		"T* uses configured per-node rates (heterogeneity included, slow-peer faults not)",
 	}

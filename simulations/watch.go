@@ -11,7 +11,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
-	simnet "github.com/relaymesh/relaymesh/simulations/net"
+	"github.com/relaymesh/relaymesh/simulations/vnet"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -185,7 +185,7 @@ func (f *fleet) apply(ft fault) error {
 	case KindHeal:
 		return f.net.Heal(f.sites[ft.Site-1])
 	case KindSlowPeer:
-		return f.net.SetSlow(f.bySite[ft.Site-1][ft.Node-1].id, ft.Factor)
+		return f.bySite[ft.Site-1][ft.Node-1].ep.SetSlow(ft.Factor)
 	case KindLateJoin:
 		n := f.bySite[ft.Site-1][ft.Node-1]
 		f.wg.Go(func() {
@@ -198,8 +198,8 @@ func (f *fleet) apply(ft fault) error {
 }
 
 // collect fills res from the deployment's rows, the installers and the
-// shaper's counters.
-func (f *fleet) collect(res *Result, depID string, t0 time.Time, before simnet.Stats, size int64) {
+// network's counters.
+func (f *fleet) collect(res *Result, depID string, t0 time.Time, before vnet.Stats, size int64) {
 	d, err := f.coord.Deployment(depID)
 	if err != nil {
 		res.Error = err.Error()

@@ -377,9 +377,6 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	if inSite && floor > 0 {
 		opts = append(opts, p2p.WithFloor(floor, m.cfg.FloorGrace))
 	}
-	if m.cfg.Shaper != nil {
-		opts = append(opts, p2p.WithShaper(m.cfg.Shaper))
-	}
 	if progress != nil {
 		opts = append(opts, p2p.WithProgress(progress))
 	}

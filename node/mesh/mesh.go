@@ -111,9 +111,7 @@ type Config struct {
 	// a ban ends: the node re-publishes its site meta (see Distrusted).
 	OnDistrust func()
 	Meter      *p2p.Meter // fragment payload accounting; may be nil
-	// Shaper paces fetched bytes (the simulator's network); nil = none.
-	Shaper p2p.Shaper
-	Logger *slog.Logger
+	Logger     *slog.Logger
 }
 
 // DefaultFragmentTimeout allows 15 s plus 64 KiB/s.
