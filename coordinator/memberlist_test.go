@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/relaymesh/relaymesh/core"
@@ -83,5 +85,41 @@ func TestMemberListsAtEnrollAndSync(t *testing.T) {
 	h.restart()
 	if got := h.c.MembersVersion(); got != v {
 		t.Fatalf("after a restart the membership version is %d, want %d", got, v)
+	}
+}
+
+// TestGossipKeysPerSite: the nodes of one site get one keyring, another
+// site gets another, neither is the fleet keyring, and a restart keeps
+// them; a site whose nodes enrolled under the fleet keyring keeps it.
+func TestGossipKeysPerSite(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tokA, tokB := h.token(TokenRequest{Site: "a", Uses: 3}), h.token(TokenRequest{Site: "b", Uses: 1})
+	a1, a2, b1 := newFakeNode(t, h, "a1"), newFakeNode(t, h, "a2"), newFakeNode(t, h, "b1")
+	ka1, ka2, kb1 := a1.mustEnroll(tokA).GossipKeys, a2.mustEnroll(tokA).GossipKeys, b1.mustEnroll(tokB).GossipKeys
+	fleet := h.c.gossipKeys
+	if len(ka1) != 1 || len(ka1[0]) != 32 || !slices.EqualFunc(ka1, ka2, bytes.Equal) {
+		t.Fatalf("site a's nodes got different or bad keyrings: %x, %x", ka1, ka2)
+	}
+	if slices.EqualFunc(ka1, kb1, bytes.Equal) {
+		t.Fatal("sites a and b got the same gossip keyring")
+	}
+	if slices.EqualFunc(ka1, fleet, bytes.Equal) || slices.EqualFunc(kb1, fleet, bytes.Equal) {
+		t.Fatal("a new site got the fleet keyring")
+	}
+	h.restart()
+	a3 := newFakeNode(t, h, "a3")
+	if k := a3.mustEnroll(tokA).GossipKeys; !slices.EqualFunc(k, ka1, bytes.Equal) {
+		t.Fatal("after a restart site a's next node got another keyring")
+	}
+
+	// A site with nodes from before per-site keyrings: its keyring is the
+	// fleet's, which they hold.
+	h.c.st.mu.Lock()
+	delete(h.c.st.siteKeys, "b")
+	h.c.st.mu.Unlock()
+	b2 := newFakeNode(t, h, "b2")
+	if k := b2.mustEnroll(h.token(TokenRequest{Site: "b"})).GossipKeys; !slices.EqualFunc(k, fleet, bytes.Equal) {
+		t.Fatal("a site of older nodes did not get the fleet keyring they hold")
 	}
 }

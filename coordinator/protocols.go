@@ -98,19 +98,28 @@ func (c *Coordinator) Enroll(from peer.ID, req *core.EnrollRequest) (*core.Enrol
 	t.Used++
 	// The site's member lists change: a new version, written with the node.
 	ver, verPair := c.bumpMembersLocked()
-	if err := c.st.write(jsonPair(keyNode+id, n), jsonPair(keyToken+t.Hash, &t), verPair); err != nil {
+	pairs := []kvPair{jsonPair(keyNode+id, n), jsonPair(keyToken+t.Hash, &t), verPair}
+	gossipKeys, keysPair, err := c.siteKeysLocked(n.Site, id)
+	if err != nil {
+		return nil, err
+	}
+	if keysPair != nil {
+		pairs = append(pairs, *keysPair)
+	}
+	if err := c.st.write(pairs...); err != nil {
 		return nil, err
 	}
 	c.st.nodes[id], c.st.pubkeys[id], c.st.tokens[t.Hash] = n, pub, &t
 	c.st.members = ver
+	c.st.siteKeys[n.Site] = gossipKeys
 	c.st.known.Store(id, struct{}{})
 	c.noteVersionsLocked()
 	if c.host != nil {
 		p2p.Promote(c.host, from)
 	}
 	c.log.Info("node enrolled", "node", id, "name", n.Name, "site", n.Site)
-	keys := make([][]byte, len(c.gossipKeys))
-	copy(keys, c.gossipKeys)
+	keys := make([][]byte, len(gossipKeys))
+	copy(keys, gossipKeys)
 	list, err := c.memberListLocked(n.Site)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,9 @@ type state struct {
 	scans    map[string]*ScanRecord     // node → latest scan (without the inventory list)
 	revoked  map[string]*RevokedNode    // node → its revocation (lifecycle.go)
 	seq      uint64
+	// siteKeys are the gossip keyrings per site, primary first
+	// (sitekeys.go).
+	siteKeys map[string][][]byte
 	// members is the fleet membership version: it grows with every change
 	// a member list shows (an enrollment, a relay flag), see memberlist.go.
 	members uint64
@@ -114,6 +117,7 @@ func loadState(kv cache.KV) (*state, error) {
 		packages: map[string]*PackageRecord{},
 		deps:     map[string]*Deployment{},
 		rows:     map[string]map[string]*Row{},
+		siteKeys: map[string][][]byte{},
 		scans:    map[string]*ScanRecord{},
 		revoked:  map[string]*RevokedNode{},
 
@@ -139,6 +143,19 @@ func loadState(kv cache.KV) (*state, error) {
 			}
 			s.nodes[n.ID], s.pubkeys[n.ID] = &n, pub
 			s.known.Store(n.ID, struct{}{})
+			return nil
+		}),
+		scan(keySiteKeys, func(k string, v []byte) error {
+			var keys [][]byte
+			if err := json.Unmarshal(v, &keys); err != nil {
+				return err
+			}
+			for i, key := range keys {
+				if len(key) != 32 {
+					return fmt.Errorf("key %d has %d bytes, want 32", i, len(key))
+				}
+			}
+			s.siteKeys[strings.TrimPrefix(k, keySiteKeys)] = keys
 			return nil
 		}),
 		scan(keyToken, func(_ string, v []byte) error {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/relaymesh/relaymesh/coordinator"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/node"
+	"github.com/relaymesh/relaymesh/node/site"
 	"github.com/relaymesh/relaymesh/p2p"
 )
 
@@ -101,5 +103,81 @@ func TestUnenrolledKeyHolderIsNeitherMemberNorRelay(t *testing.T) {
 	check("after the deployment")
 	if r.reports.Load() != 0 || r.fetches.Load() != 0 {
 		t.Fatalf("the rogue was handed %d reports and %d fragment requests", r.reports.Load(), r.fetches.Load())
+	}
+}
+
+// TestSiteGossipKeysDoNotCross: each site has its own gossip keyring, so
+// a member of site B (or whoever copied its keyring) cannot join site A's
+// gossip even with A's label and A's seeds; A's own keyring can.
+func TestSiteGossipKeysDoNotCross(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.addSite("a", 2, nil)
+	b := c.addSite("b", 1, nil)
+	eventually(t, 30*time.Second, "members synced their gossip addresses", func() (bool, string) {
+		k := 0
+		for _, n := range c.coord.Nodes() {
+			if n.GossipAddr != "" {
+				k++
+			}
+		}
+		return k == len(a)+len(b), ""
+	})
+	keysA, err := node.ReadGossipKeys(a[0].dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysB, err := node.ReadGossipKeys(b[0].dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keysA) == 0 || len(keysB) == 0 || bytes.Equal(keysA[0], keysB[0]) {
+		t.Fatalf("sites a and b hold the same gossip key (%d, %d keys)", len(keysA), len(keysB))
+	}
+	join := func(keys [][]byte) *site.Membership {
+		t.Helper()
+		ident, err := p2p.GenerateIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPrivateKey(ident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := site.DefaultTestConfig()
+		sc.Name, sc.Label, sc.Keyring = id.String(), "relaymesh/a", keys
+		meta := site.Meta{NodeID: id.String(), Site: "a", StartedAt: time.Now().Unix(), Version: node.Version}
+		sc.Meta = func() site.Meta { return meta }
+		var seeds []string
+		for _, n := range c.coord.Nodes() {
+			if n.Site == "a" {
+				seeds = append(seeds, n.GossipAddr)
+			}
+		}
+		m, err := site.Join(sc, seeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Shutdown() })
+		return m
+	}
+	withB := join(keysB)
+	withA := join(keysA) // the control: site a's own keyring joins
+	eventually(t, 30*time.Second, "site a's keyring joins site a", func() (bool, string) {
+		return len(withA.Members()) == len(a)+1, fmt.Sprintf("sees %d", len(withA.Members()))
+	})
+	if k := len(withB.Members()); k != 1 {
+		t.Fatalf("with site b's keyring, site a's gossip shows %d members, want only itself", k)
+	}
+	eventually(t, 30*time.Second, "site a's members heard of the one with a's keyring", func() (bool, string) {
+		for _, n := range a {
+			n.n.SiteMembers() // the counters follow the view
+			if k := n.n.SiteStats().Unlisted; k != 1 {
+				return false, fmt.Sprintf("%s heard of %d unlisted members", n.name, k)
+			}
+		}
+		return true, ""
+	})
+	if k := len(withB.Members()); k != 1 {
+		t.Fatalf("with site b's keyring, site a's gossip shows %d members, want only itself", k)
 	}
 }

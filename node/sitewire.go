@@ -22,7 +22,7 @@ import (
 )
 
 // The node's part in its site: memberlist membership (per site, encrypted
-// with the fleet keyring), relay election, the fragment mesh, orders
+// with the site's keyring), relay election, the fragment mesh, orders
 // passed around the site and status reports relayed upward.
 
 // startSite joins the site's pool and builds the mesh. With gossip off the

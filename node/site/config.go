@@ -36,7 +36,7 @@ type Config struct {
 	// drop them. Set it to the site so pools of different sites never merge.
 	Label string
 
-	// Keyring holds the fleet gossip keys, 32 bytes each (AES-256). The
+	// Keyring holds the site's gossip keys, 32 bytes each (AES-256). The
 	// first one encrypts; all of them decrypt. Required unless
 	// InsecureNoEncryption.
 	Keyring              [][]byte
@@ -185,7 +185,7 @@ func (c Config) Validate() error {
 		return bad("Label", fmt.Sprintf("of %d bytes", len(c.Label)), fmt.Sprintf("at most %d bytes", memberlist.LabelMaxSize))
 	}
 	if len(c.Keyring) == 0 && !c.InsecureNoEncryption {
-		return bad("Keyring", "empty", "give the fleet gossip key (32 bytes), or set InsecureNoEncryption")
+		return bad("Keyring", "empty", "give the site's gossip key (32 bytes), or set InsecureNoEncryption")
 	}
 	for i, k := range c.Keyring {
 		if len(k) != keySize {
