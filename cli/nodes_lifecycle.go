@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -65,6 +67,39 @@ func (a *app) nodesLifecycleCommands() []*cli.Command {
 			},
 		},
 		{
+			Name: "logs", Usage: "a node's recent log lines (info and above, the newest 4096 it keeps in memory), asked over the mesh", ArgsUsage: "NAME|ID",
+			Flags: append(adminFlags(),
+				&cli.StringFlag{Name: "since", Usage: "only lines newer than this: a duration (10m) or an RFC 3339 time"},
+				&cli.StringFlag{Name: "level", Usage: "lowest level shown: info, warn or error"}),
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usageErrorf("nodes logs: give one node name or ID (relaymesh nodes list)")
+				}
+				cl, err := a.client(c)
+				if err != nil {
+					return err
+				}
+				nl, err := cl.NodeLogs(c.Context, c.Args().First(), c.String("since"), c.String("level"))
+				if err != nil {
+					return apiErr("nodes logs", err)
+				}
+				if c.Bool("json") {
+					return a.printJSON(nl)
+				}
+				if nl.Incomplete {
+					fmt.Fprintf(a.stderr, "note: %s keeps its newest lines only; %d older ones are in its journal (journalctl -u relaymesh-node)\n", nl.Name, nl.Dropped)
+				}
+				for _, r := range nl.Records {
+					fmt.Fprintf(a.stdout, "%s %-5s %s", r.Time.Format(time.RFC3339), r.Level, r.Msg)
+					for _, at := range r.Attrs {
+						fmt.Fprintf(a.stdout, " %s=%s", at.Key, quoteIfNeeded(at.Value))
+					}
+					fmt.Fprintln(a.stdout)
+				}
+				return nil
+			},
+		},
+		{
 			Name: "revoked", Usage: "list revoked nodes", Flags: adminFlags(),
 			Action: func(c *cli.Context) error {
 				if err := noArgs(c); err != nil {
@@ -90,4 +125,13 @@ func (a *app) nodesLifecycleCommands() []*cli.Command {
 			},
 		},
 	}
+}
+
+// quoteIfNeeded quotes a value holding spaces, quotes or '=' as slog's
+// text handler would.
+func quoteIfNeeded(v string) string {
+	if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+		return strconv.Quote(v)
+	}
+	return v
 }

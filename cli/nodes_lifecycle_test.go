@@ -40,3 +40,19 @@ func TestNodesDeleteRevoke(t *testing.T) {
 		t.Errorf("nodes list after delete and revoke = %q", r.stdout)
 	}
 }
+
+func TestNodesLogsBadInput(t *testing.T) {
+	t.Parallel()
+	tc := startCoord(t)
+	tc.enroll("paris", "paris-1")
+	admin := func(args ...string) []string { return append(args, tc.admin...) }
+	mustFailOneLine(t, run(t, admin("nodes", "logs", "nosuch")...), `"nosuch"`, "nodes list")
+	mustFailOneLine(t, run(t, admin("nodes", "logs", "paris-1", "--since", "yesterday")...), `"yesterday"`, "RFC 3339")
+	mustFailOneLine(t, run(t, admin("nodes", "logs", "paris-1", "--level", "loud")...), `"loud"`)
+	mustFailOneLine(t, run(t, admin("nodes", "logs")...), "give one node")
+	// Enrolled but not running: the coordinator cannot reach it.
+	r := run(t, admin("nodes", "logs", "paris-1")...)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "unreachable") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("logs of a node that is not running: exit %d, %q", r.code, r.stderr)
+	}
+}

@@ -15,4 +15,6 @@ var (
 	ErrBadConfig      = errors.New("coordinator: invalid config")
 	ErrNotInitialised = errors.New("coordinator: directory not initialised")
 	ErrRevoked        = errors.New("coordinator: node revoked")
+	ErrUnreachable    = errors.New("coordinator: node unreachable") // no stream to it could be opened
+	ErrBadSnapshot    = errors.New("coordinator: bad snapshot")     // not a complete relaymesh snapshot
 )

@@ -110,7 +110,11 @@ func (c *Coordinator) unknownNode(op, ref string) error {
 		return fmt.Errorf("%w: nodes %s: give a node name or ID (relaymesh nodes list)", ErrBadRequest, op)
 	}
 	if r := c.findRevokedLocked(ref); r != nil {
-		return fmt.Errorf("%w: node %q (%s) was already revoked at %s: its key stays refused", ErrConflict, ref, r.ID, r.Revoked.Format(time.RFC3339))
+		already := ""
+		if op == "revoke" {
+			already = "already "
+		}
+		return fmt.Errorf("%w: node %q (%s) was %srevoked at %s: its key stays refused", ErrConflict, ref, r.ID, already, r.Revoked.Format(time.RFC3339))
 	}
 	return fmt.Errorf("%w: node %q: no enrolled node has that name or ID (relaymesh nodes list)", ErrNotFound, ref)
 }
@@ -316,6 +320,7 @@ func (c *Coordinator) lifecycleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/nodes/{id}/revoke", func(w http.ResponseWriter, r *http.Request) {
 		responder{w, http.StatusOK}.send(c.RevokeNode(r.PathValue("id")))
 	})
+	mux.HandleFunc("GET /v1/nodes/{id}/logs", c.serveNodeLogs)
 	mux.HandleFunc("GET /v1/revoked", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Revoked())
 	})

@@ -44,9 +44,6 @@ const (
 	maxSnapMeta = 1 << 20   // header and key files
 )
 
-// ErrBadSnapshot is a file that is not a complete relaymesh snapshot.
-var ErrBadSnapshot = errors.New("coordinator: bad snapshot")
-
 // SnapshotInfo is a snapshot's header.
 type SnapshotInfo struct {
 	Format   int       `json:"format"`

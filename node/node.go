@@ -37,6 +37,7 @@ var _ Installer = (*runner.Runner)(nil)
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
+	logs  *logRing // the newest records of log, for ProtoLogs
 	enr   *Enrollment
 	ident crypto.PrivKey
 
@@ -131,9 +132,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadEnrollment, err)
 	}
-	log := cfg.logger().With("node", shortID(enr.NodeID))
+	logs := newLogRing(core.MaxLogRecords)
+	log := slog.New(teeHandler{cfg.logger().Handler(), &ringHandler{ring: logs}}).With("node", shortID(enr.NodeID))
 	n := &Node{
-		cfg: cfg, log: log, enr: enr, ident: ident, coord: enr.coordinator(),
+		cfg: cfg, log: log, logs: logs, enr: enr, ident: ident, coord: enr.coordinator(),
 		jobs: map[string]*job{}, dl: newSlots(cfg.ParallelDownloads), install: newSlots(1),
 		syncKick: make(chan struct{}, 1), scanWake: make(chan struct{}, 1), sitePeers: map[peer.ID]bool{},
 	}
@@ -211,6 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	p2p.Handle(n.h, core.ProtoOrders, maxPushRequest, n.handlePush)
 	p2p.Handle(n.h, core.ProtoStatus, maxStatusRequest, n.relayForwardStatus)
+	p2p.HandleAdmitted(n.h, core.ProtoLogs, core.MaxLogRequest, n.fromCoordinator, n.handleLogs)
 	var lim *rate.Limiter
 	if cfg.MaxUploadBps > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.MaxUploadBps), int(min(cfg.MaxUploadBps, 1<<20)))
