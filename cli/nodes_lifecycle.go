@@ -9,6 +9,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// aliveWithin: a node seen this recently is probably still running
+// (the coordinator's default online window).
+const aliveWithin = 3 * time.Minute
+
 // nodesLifecycleCommands are `nodes delete`, `nodes revoke` and
 // `nodes revoked`.
 func (a *app) nodesLifecycleCommands() []*cli.Command {
@@ -37,6 +41,10 @@ func (a *app) nodesLifecycleCommands() []*cli.Command {
 					fmt.Fprintf(a.stdout, "; %d unfinished rows marked ERR_ABORTED", res.Aborted)
 				}
 				fmt.Fprintln(a.stdout)
+				if seen := time.Since(res.Node.LastSeen); seen < aliveWithin {
+					fmt.Fprintf(a.stderr, "warning: %s was seen %s ago: a node still running can enroll again with a join token; 'relaymesh nodes revoke' keeps its key out for good\n",
+						res.Node.Name, seen.Round(time.Second))
+				}
 				return nil
 			},
 		},

@@ -32,6 +32,9 @@ func TestNodesDeleteRevoke(t *testing.T) {
 	if !strings.Contains(r.stdout, "deleted node lyon-1") {
 		t.Errorf("delete said %q", r.stdout)
 	}
+	if !strings.Contains(r.stderr, "warning: lyon-1 was seen") || !strings.Contains(r.stderr, "nodes revoke") {
+		t.Errorf("deleting a node seen a moment ago: stderr %q, want a warning", r.stderr)
+	}
 	mustFailOneLine(t, run(t, admin("nodes", "delete", "lyon-1")...), `"lyon-1"`, "no enrolled node")
 	mustFailOneLine(t, run(t, admin("nodes", "delete", "paris-1")...), "is revoked")
 	r = run(t, admin("nodes", "list")...)
