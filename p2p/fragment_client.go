@@ -225,6 +225,14 @@ func FetchVerified(ctx context.Context, h host.Host, p peer.ID, c cid.Cid, maxSi
 			o.progress(n)
 			local += time.Since(t)
 		}
+		if o.floor > 0 && err == nil && off < len(data) {
+			// Bytes may come at once and be paced after the read (the
+			// simulator's shaper): check the floor on what arrived too.
+			if took := time.Since(body) - local; took > o.grace && float64(off) < float64(o.floor)*took.Seconds() {
+				return fail(fmt.Errorf("%w: got %d of %d bytes in %s, floor %d B/s after %s",
+					ErrTooSlow, off, len(data), took.Round(time.Millisecond), o.floor, o.grace))
+			}
+		}
 		if err == nil {
 			continue
 		}

@@ -282,7 +282,16 @@ func (m *Mesh) next(c cid.Cid, tried map[peer.ID]bool) (peer.ID, sourceKind) {
 func (m *Mesh) isSlow(p peer.ID, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.sources[p].slow(now, m.cfg.SlowMemory)
+	return m.floorScale == 1 && m.sources[p].slow(now, m.cfg.SlowMemory)
+}
+
+// localSlow reports whether this node's own link seems to be the slow one
+// (its floor is lowered, see cutLocked): it then sends no hedges, and no
+// relay counts as slow.
+func (m *Mesh) localSlow() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.floorScale < 1
 }
 
 // noRelayGrace is how long a node must have seen no relay in its site
@@ -334,12 +343,7 @@ func (m *Mesh) banned(p peer.ID, now time.Time) bool {
 // forgetting that p has c when it does not.
 func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64, progress func(int), extra ...p2p.FetchOption) (core.Verified, error) {
 	inSite := p != m.cfg.Coordinator && m.alive()[p]
-	floor := m.cfg.FloorBps
-	if inSite && floor > 0 && m.cfg.FloorFraction > 0 && !slices.Contains(m.relayIDs(), p) {
-		m.mu.Lock()
-		floor = max(floor, int64(m.cfg.FloorFraction*m.siteRate))
-		m.mu.Unlock()
-	}
+	floor := m.floor(p)
 	budget := maxSize
 	if b, ok := ctx.Value(budgetKey{}).(int64); ok && b < budget {
 		budget = b
@@ -399,6 +403,16 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 				m.siteRate = 0.7*m.siteRate + 0.3*bps
 			}
 		}
+		switch {
+		case floor > 0:
+			m.okLocked(bps, floor)
+		case m.cfg.FloorBps > 0 && len(v.Bytes()) >= hedgeMeasureMin &&
+			bps < float64(m.cfg.FloorBps)*m.floorScale:
+			// A source held to no floor (the coordinator) was as slow
+			// as a cut one: evidence that this node's link is the slow
+			// one, counted like a cut (not acted on against p).
+			m.cutLocked(p)
+		}
 	case errors.Is(err, core.ErrDigestMismatch):
 		s.banned = time.Now().Add(m.cfg.Penalty)
 		m.stats.Corrupt++
@@ -412,6 +426,7 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		s.slowAt = time.Now()
 		m.stats.TooSlow++
 		m.log.Info("source below the throughput floor: cut, asking another", "peer", p, "cid", c, "err", err)
+		m.cutLocked(p)
 	case errors.Is(err, p2p.ErrNotFound), errors.Is(err, p2p.ErrTooLarge):
 		// A holder announcing more than the fragment's size does not
 		// have it (or lies): not asked for it again.
@@ -423,6 +438,74 @@ func (m *Mesh) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		m.log.Debug("fetch from source failed", "peer", p, "cid", c, "err", err)
 	}
 	return v, err
+}
+
+// minFloorScale bounds how far a slow downlink lowers the floor: 64 KiB/s
+// goes down to 64 B/s at most, which still cuts a byte-a-second trickle.
+const minFloorScale = 1.0 / 1024
+
+// floor is the throughput floor fetches from p are held to, bytes/s (0:
+// none): FloorBps for site members, scaled down while this node's own
+// downlink seems to be the bottleneck (see cutLocked), and raised for
+// plain peers to FloorFraction of the site's measured rate.
+func (m *Mesh) floor(p peer.ID) int64 {
+	if m.cfg.FloorBps == 0 || p == m.cfg.Coordinator || !m.alive()[p] {
+		return 0
+	}
+	relay := slices.Contains(m.relayIDs(), p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := max(int64(float64(m.cfg.FloorBps)*m.floorScale), 1)
+	if m.floorScale == 1 && m.cfg.FloorFraction > 0 && !relay {
+		f = max(f, int64(m.cfg.FloorFraction*m.siteRate))
+	}
+	return f
+}
+
+// cutLocked counts a cut of p below the floor. When, since the floor last
+// moved, cuts hit at least two different sources and were at least as
+// many as the fetches from site members that went through, the sources
+// are not the slow ones: this node's own link is. The floor is halved
+// then (down to minFloorScale); okLocked doubles it back after
+// floorRestore fetches in a row well above it. A node behind a slow
+// downlink would otherwise cut every source it has; one slow source among
+// good ones is still cut, the floor staying where it is.
+func (m *Mesh) cutLocked(p peer.ID) {
+	if m.cutFrom == nil {
+		m.cutFrom = map[peer.ID]bool{}
+	}
+	m.cutFrom[p] = true
+	m.cuts++
+	m.okInRow = 0
+	if len(m.cutFrom) >= 2 && m.cuts >= m.oks {
+		m.floorScale = max(m.floorScale/2, minFloorScale)
+		m.cuts, m.oks, m.cutFrom = 0, 0, nil
+		// The sources were not the slow ones: forget they were cut, so
+		// neither ranking nor relay bypass acts on it.
+		for _, s := range m.sources {
+			s.slowAt = time.Time{}
+		}
+		m.log.Info("sources cut one after another: this node's link may be the slow one; floor lowered",
+			"floor_bps", int64(float64(m.cfg.FloorBps)*m.floorScale))
+	}
+}
+
+// floorRestore is how many fetches in a row at four times the floor or more
+// double a lowered floor back.
+const floorRestore = 4
+
+// okLocked counts a fetch from a site member that went through at bps
+// under floor.
+func (m *Mesh) okLocked(bps float64, floor int64) {
+	m.oks++
+	if floor == 0 || bps < 4*float64(floor) {
+		m.okInRow = 0
+		return
+	}
+	if m.okInRow++; m.okInRow >= floorRestore && m.floorScale < 1 {
+		m.floorScale = min(1, 2*m.floorScale)
+		m.okInRow = 0
+	}
 }
 
 func (m *Mesh) forgetLocked(c cid.Cid, p peer.ID) {

@@ -28,13 +28,14 @@ const hedgeSources = 2
 // HedgeAfter returns how long a fetch of a fragment of size bytes may be
 // in flight before a hedge is worth sending: three times what the rate
 // measured from site members says, and at least Config.HedgeMin. ok is
-// false while this node has measured no site member yet: there is then
-// nothing to call late.
+// false while this node has measured no site member yet (there is then
+// nothing to call late), and while its own link seems the slow one.
 func (m *Mesh) HedgeAfter(size int64) (d time.Duration, ok bool) {
 	m.mu.Lock()
 	rate := m.siteRate
 	m.mu.Unlock()
-	if rate <= 0 || m.cfg.Strategy != StrategyMesh {
+	if rate <= 0 || m.cfg.Strategy != StrategyMesh || m.localSlow() {
+		// A node behind a slow link would only split it further.
 		return 0, false
 	}
 	expect := time.Duration(float64(size) / rate * float64(time.Second))

@@ -171,12 +171,19 @@ type Mesh struct {
 	// siteRate is the moving average rate of whole fragments fetched
 	// from site members, bytes/s (see HedgeAfter).
 	siteRate float64
-	stats    Stats
-	known    map[string]bool  // members seen at the last MembersChanged
-	live     map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
-	haveCh   chan struct{}    // closed when the directory gains an entry
-	sending  bool             // a newcomers' send is running
-	greet    []string         // newcomers waiting for it
+	// floorScale scales FloorBps down while this node's own link seems
+	// the slow one; cuts, oks and cutFrom count fetches from site members
+	// since it last moved, okInRow those in a row well above the floor.
+	floorScale float64
+	cuts, oks  int
+	okInRow    int
+	cutFrom    map[peer.ID]bool
+	stats      Stats
+	known      map[string]bool  // members seen at the last MembersChanged
+	live       map[peer.ID]bool // live members as of the last MembersChanged; nil: ask each time
+	haveCh     chan struct{}    // closed when the directory gains an entry
+	sending    bool             // a newcomers' send is running
+	greet      []string         // newcomers waiting for it
 
 	upSem          chan struct{} // upstream fetch slots
 	siteServe      chan struct{} // a relay's uploads to its own site
@@ -245,7 +252,7 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, log: cfg.Logger,
 		dir: map[cid.Cid]map[peer.ID]struct{}{}, sources: map[peer.ID]*source{}, flights: map[cid.Cid]*flight{},
-		active:    map[cid.Cid]map[peer.ID]int{},
+		active: map[cid.Cid]map[peer.ID]int{}, floorScale: 1,
 		upSem:     make(chan struct{}, max(cfg.UpstreamConcurrency, 1)),
 		siteServe: make(chan struct{}, relaySiteServes),
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
@@ -339,4 +340,62 @@ func TestPeerFarBelowTheSiteRateIsCut(t *testing.T) {
 	if s := m.Stats(); s.TooSlow != 1 || asked.Load() != 1 || s.FromPeers != 1 {
 		t.Fatalf("stats %+v, slow peer asked %d times: want it cut below 5%% of the site rate, the fragment from the other peer", s, asked.Load())
 	}
+}
+
+// A node whose own downlink is slower than the floor sees every source as
+// slow: after cuts of two different sources in a row it lowers its floor
+// (halving it each time), until its fetches go through, instead of
+// cutting every source for ever.
+func TestSlowDownlinkLowersTheFloor(t *testing.T) {
+	t.Parallel()
+	self, co := loopbackHost(t), loopbackHost(t)
+	data := bytes.Repeat([]byte("d"), 32<<10)
+	c := core.FragmentCID(data)
+	hs := []host.Host{self, co}
+	ids := []string{self.ID().String()}
+	var holders []peer.ID
+	for range 3 {
+		h := loopbackHost(t)
+		// Every source sends 16 KiB/s: what a node behind a slow link
+		// sees from all of them.
+		lim := rate.NewLimiter(16<<10, 4<<10)
+		if err := p2p.ServeFragments(h, p2p.FragmentServerConfig{Source: &countingSource{store: storeWith(t, data)}, Limiter: lim}); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+		ids = append(ids, h.ID().String())
+		holders = append(holders, h.ID())
+	}
+	introduce(hs...)
+	m := floorMesh(t, self, co.ID(), &fakeSite{members: ids}, nil)           // 64 KiB/s after 300 ms; the coordinator serves nothing
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // a test timeout only
+	defer cancel()
+	var err error
+	tries := 0
+	for tries < 8 {
+		tries++
+		m.mu.Lock()
+		m.dir[c] = map[peer.ID]struct{}{}
+		for _, h := range holders {
+			m.dir[c][h] = struct{}{}
+		}
+		m.mu.Unlock()
+		var v core.Verified
+		if v, err = m.Fetch(ctx, c, int64(len(data))); err == nil {
+			if !bytes.Equal(v.Bytes(), data) {
+				t.Fatal("wrong bytes")
+			}
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("no fetch went through in %d tries with every source at 16 KiB/s: %v", tries, err)
+	}
+	m.mu.Lock()
+	scale := m.floorScale
+	m.mu.Unlock()
+	if s := m.Stats(); s.TooSlow < 2 || scale >= 1 {
+		t.Fatalf("stats %+v, floor scale %g: want sources cut, then the floor lowered", s, scale)
+	}
+	t.Logf("fetched after %d tries, %d cuts; floor now %.0f B/s", tries, m.Stats().TooSlow, 64<<10*scale)
 }
