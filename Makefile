@@ -13,7 +13,7 @@ export GOTOOLCHAIN ?= go1.27.3
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 LDFLAGS  ?= $(if $(VERSION),-X github.com/relaymesh/relaymesh/internal/version.stamp=$(VERSION))
 
-.PHONY: help build test console-screenshots vulncheck package package-test e2e e2e-netns bench-netns bench-flood sim bench bench-sim fuzz lint tidy demo clean
+.PHONY: help build test console-screenshots vulncheck package package-test e2e e2e-netns bench-netns bench-flood sim bench bench-sim vsim fuzz lint tidy demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,14 @@ sim: ## fault scenarios (failover corrupt-peer partition late-join slow-peer): t
 		$(BIN) --log-level error sim run simulations/scenarios/$$s.yaml --out $(SIM_OUT)/$$s || failed="$$failed $$s"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "sim: bounds broken or run failed in:$$failed" >&2; exit 1; fi
+
+VSIM_SET   ?= $(SIM_SET) $(BENCH_SET)
+VSIM_STALL ?= 2m
+
+vsim: ## every scenario (VSIM_SET) in virtual time (testing/synctest): simulated seconds and the wall time each cost; SIM_OUT/vsim/NAME/; fails when a bound breaks
+	RELAYMESH_VSIM="$(foreach s,$(VSIM_SET),$(CURDIR)/simulations/scenarios/$(s).yaml)" \
+	RELAYMESH_VSIM_OUT="$(CURDIR)/$(SIM_OUT)/vsim" RELAYMESH_VSIM_STALL=$(VSIM_STALL) \
+		$(GO) test -count=1 -timeout 180m -run '^TestVirtualSim$$' -v ./simulations/
 
 bench: ## Go benchmarks of every package, then bench-sim
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS)

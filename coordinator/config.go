@@ -37,6 +37,10 @@ type Config struct {
 	Listen []string `yaml:"listen"`
 	// AdminAddr is the admin HTTP API's host:port; loopback by default.
 	AdminAddr string `yaml:"admin_addr"`
+	// NoAdminAPI serves no admin API (AdminAddr is ignored, admin.addr not
+	// written): the simulator in virtual time, where nothing may open a
+	// real socket, drives the coordinator through its methods.
+	NoAdminAPI bool `yaml:"-"`
 	// TLSCert and TLSKey, when both set, serve the admin API over TLS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
@@ -139,7 +143,7 @@ func (c *Config) Validate() error {
 			return bad("listen %q: %v", l, err)
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil && !c.NoAdminAPI {
 		return bad("admin_addr %q: %v", c.AdminAddr, err)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -203,9 +203,31 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	c.registerProtocols()
 
+	if !c.cfg.NoAdminAPI {
+		if err := c.startAdmin(ctx); err != nil {
+			h.Close()
+			return err
+		}
+	}
+	if err := core.WriteFileAtomic(filepath.Join(c.cfg.Dir, FileP2PAddrs), []byte(strings.Join(c.P2PAddrs(), "\n")+"\n"), 0o644); err != nil {
+		c.Close()
+		return err
+	}
+	c.pushq = make(chan pushJob, 1<<16)
+	for range c.cfg.PushConcurrency {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.pushLoop(ctx) }()
+	}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); c.sweepLoop(ctx) }()
+	c.log.Info("coordinator up", "peer", h.ID().String(), "p2p", c.P2PAddrs(), "admin", c.apiAddr)
+	return nil
+}
+
+// startAdmin serves the admin API on AdminAddr and writes admin.addr.
+func (c *Coordinator) startAdmin(ctx context.Context) error {
 	ln, err := net.Listen("tcp", c.cfg.AdminAddr)
 	if err != nil {
-		h.Close()
 		return fmt.Errorf("coordinator: admin API on %s: %w", c.cfg.AdminAddr, err)
 	}
 	scheme := "http"
@@ -231,21 +253,9 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		}
 	}()
 	if err := core.WriteFileAtomic(filepath.Join(c.cfg.Dir, FileAdminAddr), []byte(c.apiAddr+"\n"), 0o644); err != nil {
-		c.Close()
+		c.api.Close()
 		return err
 	}
-	if err := core.WriteFileAtomic(filepath.Join(c.cfg.Dir, FileP2PAddrs), []byte(strings.Join(c.P2PAddrs(), "\n")+"\n"), 0o644); err != nil {
-		c.Close()
-		return err
-	}
-	c.pushq = make(chan pushJob, 1<<16)
-	for range c.cfg.PushConcurrency {
-		c.wg.Add(1)
-		go func() { defer c.wg.Done(); c.pushLoop(ctx) }()
-	}
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); c.sweepLoop(ctx) }()
-	c.log.Info("coordinator up", "peer", h.ID().String(), "p2p", c.P2PAddrs(), "admin", c.apiAddr)
 	return nil
 }
 

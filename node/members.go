@@ -94,6 +94,19 @@ func (n *Node) adoptMemberList(env *core.Envelope) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	took, err := n.keepMemberList(env, l)
+	if took {
+		// Outside listMu: republishing the meta waits (memberlist's
+		// UpdateNode, up to its timeout) for the broadcast, and a lock held
+		// across a timed wait stalls a synctest bubble's clock.
+		n.refreshSite()
+	}
+	return took, err
+}
+
+// keepMemberList stores l (from env) and sets the gater, unless the list
+// held is as new.
+func (n *Node) keepMemberList(env *core.Envelope, l *core.MemberList) (bool, error) {
 	n.listMu.Lock()
 	defer n.listMu.Unlock()
 	if cur := n.listed.Load(); cur != nil && cur.list.Version >= l.Version {
@@ -111,13 +124,19 @@ func (n *Node) adoptMemberList(env *core.Envelope) (bool, error) {
 	n.unlistedSeen = nil
 	n.unlistedMu.Unlock()
 	n.log.Debug("member list", "version", l.Version, "members", len(l.Members), "relays", len(l.Relays))
-	n.applyMemberList()
+	n.setGater()
 	return true, nil
 }
 
 // applyMemberList sets the gater to the coordinator and the listed peers
 // and refreshes the site view.
 func (n *Node) applyMemberList() {
+	n.setGater()
+	n.refreshSite()
+}
+
+// setGater admits the coordinator and the peers of the list held.
+func (n *Node) setGater() {
 	cur := n.listed.Load()
 	if n.gater == nil || cur == nil {
 		return
@@ -131,8 +150,12 @@ func (n *Node) applyMemberList() {
 		}
 	}
 	n.gater.Replace(ids...)
-	if m := n.members.Load(); m != nil {
-		// The meta says relay-eligible only once a list is held.
+}
+
+// refreshSite republishes the node's meta (it says relay-eligible only
+// once a list is held) and refreshes the site view.
+func (n *Node) refreshSite() {
+	if m := n.members.Load(); m != nil && n.listed.Load() != nil {
 		n.republishMeta()
 		m.Refresh()
 	}

@@ -6,10 +6,16 @@
 // bound T* of DESIGN.md, the WAN bytes per site and the coordinator's
 // egress.
 //
-// Time is real. To keep two cores from being the bottleneck a scenario's
+// Time is real (Run, relaymesh sim run), or virtual with Options.Bubble:
+// each strategy's fleet then runs in a testing/synctest bubble
+// (TestVirtualSim, make vsim), and times are simulated seconds that CPU
+// does not consume.
+//
+// To keep two cores from being the bottleneck a scenario's
 // scale divides every rate and every size (package, fragment) by the same
 // factor: each transfer then takes as long as it would unscaled, so the
 // times reported are directly the unscaled times, while the process moves
-// scale times fewer bytes. Ratios (WAN bytes ÷ package size) do not change
-// either.
+// scale times fewer bytes. Ratios of payload (WAN bytes ÷ package size) do
+// not change either; control traffic is not scaled, so it weighs scale
+// times more in them.
 package simulations

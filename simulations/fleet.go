@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -102,7 +103,7 @@ func workers(n, k int, fn func(i int) error) error {
 
 // newFleet builds the network, starts the coordinator, enrolls every node
 // and starts all but the late joiners.
-func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slog.Logger) (*fleet, error) {
+func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slog.Logger, virtual bool) (*fleet, error) {
 	p := sc.s
 	nw, err := vnet.New(vnet.Config{CoordinatorUp: sc.scaled(p.coordUp)})
 	if err != nil {
@@ -124,6 +125,7 @@ func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slo
 	}
 	cc := coordinator.TestConfig(dir)
 	cc.Logger = log.With("who", "coordinator")
+	cc.NoAdminAPI = virtual // no real socket in the bubble; the harness calls methods
 	cep := nw.Coordinator()
 	cc.Network, cc.Listen = cep, []string{cep.Addr(coordPort)}
 	if cc.PushConcurrency < 64 {
@@ -142,6 +144,9 @@ func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slo
 	if err := f.enroll(ctx); err != nil {
 		return f, err
 	}
+	if virtual {
+		return f, f.startJittered()
+	}
 	err = workers(len(f.nodes), 16, func(i int) error {
 		if f.nodes[i].late {
 			return nil
@@ -149,6 +154,37 @@ func newFleet(ctx context.Context, sc *Scenario, strategy, root string, log *slo
 		return f.start(f.nodes[i])
 	})
 	return f, err
+}
+
+// startJittered starts every node but the late joiners at a seeded random
+// moment of a window of 1 ms per node (at least 1 s): in virtual time
+// nodes started together would do everything at the same instant (a
+// thousand dials to the coordinator at once), which real machines never
+// do.
+func (f *fleet) startJittered() error {
+	rng := rand.New(rand.NewPCG(f.sc.Seed, 0x57a27))
+	window := max(time.Second, time.Duration(len(f.nodes))*time.Millisecond)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for _, n := range f.nodes {
+		d := time.Duration(rng.Int64N(int64(window)))
+		if n.late {
+			continue
+		}
+		wg.Go(func() {
+			time.Sleep(d)
+			if err := f.start(n); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // enroll creates every node's directory, identity and configuration, in a

@@ -19,6 +19,8 @@ type Report struct {
 	Sites       []string `json:"sites"`
 	Results     []Result `json:"results"`
 	Notes       []string `json:"notes"`
+	// Virtual says the times are simulated seconds (Options.Bubble).
+	Virtual bool `json:"virtual"`
 	// Bounds are the scenario's bounds checked against the results.
 	Bounds []BoundResult `json:"bounds"`
 }
@@ -53,8 +55,12 @@ type Result struct {
 	// pull, or another site's relay the busy origin sent a relay to;
 	// Failed counts fetches that found no source.
 	Sources Sources `json:"sources"`
-	// SetupS is the wall time to start the fleet and converge the sites.
+	// SetupS is the time to start the fleet and converge the sites
+	// (simulated in virtual time).
 	SetupS float64 `json:"setup_s"`
+	// WallS is the wall time the whole strategy cost, in virtual time
+	// only (setup, run and drain).
+	WallS float64 `json:"wall_s,omitempty"`
 	// CompletionS is every succeeded node's time, sorted (the CDF).
 	CompletionS []float64 `json:"completion_s"`
 	// Faults are the scenario's faults as they were applied.
@@ -91,15 +97,23 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "scenario %s  seed %d  scale %g  package %s  sites %d\n",
 		r.Scenario, r.Seed, r.Scale, sizeString(r.PackageSize), len(r.Sites))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tnodes\tok\tfail\tkilled\tunfin\tt_last s\tt_median s\tT* s\tratio\tWAN in/S per site\torigin/S\tpeak RSS\t")
+	wall := ""
+	if r.Virtual {
+		wall = "wall s\t"
+	}
+	fmt.Fprintln(tw, "strategy\tnodes\tok\tfail\tkilled\tunfin\tt_last s\tt_median s\tT* s\tratio\tWAN in/S per site\torigin/S\tpeak RSS\t"+wall)
 	for _, x := range r.Results {
 		in := make([]string, len(x.WANInOverSize))
 		for i, v := range x.WANInOverSize {
 			in[i] = fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t%.2f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t%.2f\t%s\t",
 			x.Strategy, x.Nodes, x.Succeeded, x.Failed, x.Killed, x.Unfinished, x.TLast, x.TMedian, x.TStar,
 			x.RatioToTStar, strings.Join(in, " "), x.OriginEgressOverSize, sizeString(x.PeakRSSBytes))
+		if r.Virtual {
+			fmt.Fprintf(tw, "%.1f\t", x.WallS)
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -29,6 +29,18 @@ type Options struct {
 	// rows (see NewTimelineWriter): when each node's download began, when
 	// it had the manifest, each fragment and the whole package.
 	Timeline *csv.Writer
+	// Bubble, when set, runs the scenario in virtual time: Run calls it
+	// once per strategy, and it must call run inside a testing/synctest
+	// bubble (TestVirtualSim does), where the clock moves only when every
+	// goroutine of the fleet is blocked. Times are then simulated seconds,
+	// CPU costs none, and each result's WallS is what the strategy cost in
+	// wall time. ctx does not reach into the bubble: the scenario's
+	// timeout bounds the run.
+	Bubble func(run func())
+	// Beat, when set, is called from inside the bubble about every
+	// simulated 100 ms with the simulated time, so that a watchdog outside
+	// it sees whether simulated time still moves.
+	Beat func(now time.Time)
 }
 
 // Run runs the scenario once per strategy, each on a fresh fleet, and
@@ -51,12 +63,20 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rep := &Report{Scenario: sc.Name, Seed: sc.Seed, Scale: sc.Scale, PackageSize: sc.s.pkg, Notes: notes(sc)}
+	virtual := opts.Bubble != nil
+	rep := &Report{Scenario: sc.Name, Seed: sc.Seed, Scale: sc.Scale, PackageSize: sc.s.pkg, Virtual: virtual, Notes: notes(sc, virtual)}
 	for i := range sc.Sites.Count {
 		rep.Sites = append(rep.Sites, fmt.Sprintf("site-%d", i+1))
 	}
 	for _, s := range strategies {
-		res := runStrategy(ctx, sc, s, opts, log)
+		var res Result
+		if virtual {
+			wall := time.Now()
+			opts.Bubble(func() { res = runVirtual(sc, s, opts, log) })
+			res.WallS = time.Since(wall).Seconds()
+		} else {
+			res = runStrategy(ctx, sc, s, opts, log, false)
+		}
 		res.PeakRSSBytes = peakRSS()
 		rep.Results = append(rep.Results, res)
 		if err := ctx.Err(); err != nil {
@@ -71,17 +91,21 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func notes(sc *Scenario) []string {
+func notes(sc *Scenario, virtual bool) []string {
 	pkg, frag := sc.scaledSizes()
+	clock := "times are wall-clock seconds, equal to unscaled times"
+	if virtual {
+		clock = "times are simulated seconds (virtual time: testing/synctest; CPU costs no time), equal to unscaled times; wall s is what the run cost"
+	}
 	return []string{
-		fmt.Sprintf("scale %g: rates and sizes ÷ %g (package %d B, fragment %d B moved); times are wall-clock seconds, equal to unscaled times", sc.Scale, sc.Scale, pkg, frag),
+		fmt.Sprintf("scale %g: rates and sizes ÷ %g (package %d B, fragment %d B moved); %s", sc.Scale, sc.Scale, pkg, frag, clock),
 		"every libp2p byte is shaped (simulations/vnet: orders, syncs, status, manifests, fragments, Noise and yamux framing; WAN bytes are wire bytes); site gossip is not (LAN only); a partition resets the site's connections to the coordinator and refuses new ones until the heal",
 		"t_last/t_median: when each node had every fragment verified (its install began), from the deployment; success is the coordinator's SUCCESS row",
 		"T* uses configured per-node rates (heterogeneity included, slow-peer faults not)",
 	}
 }
 
-func runStrategy(ctx context.Context, sc *Scenario, strategy string, opts Options, log *slog.Logger) Result {
+func runStrategy(ctx context.Context, sc *Scenario, strategy string, opts Options, log *slog.Logger, virtual bool) Result {
 	res := Result{Strategy: strategy, Nodes: sc.Nodes(), TStar: bound(sc).TStar()}
 	root, err := os.MkdirTemp(opts.TempDir, "relaymesh-sim-*")
 	if err != nil {
@@ -90,7 +114,7 @@ func runStrategy(ctx context.Context, sc *Scenario, strategy string, opts Option
 	}
 	defer os.RemoveAll(root)
 	setup := time.Now()
-	f, err := newFleet(ctx, sc, strategy, root, log.With("strategy", strategy))
+	f, err := newFleet(ctx, sc, strategy, root, log.With("strategy", strategy), virtual)
 	if f != nil {
 		defer f.close()
 	}
