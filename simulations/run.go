@@ -100,6 +100,7 @@ func notes(sc *Scenario, virtual bool) []string {
 	return []string{
 		fmt.Sprintf("scale %g: rates and sizes ÷ %g (package %d B, fragment %d B moved); %s", sc.Scale, sc.Scale, pkg, frag, clock),
 		"every libp2p byte is shaped (simulations/vnet: orders, syncs, status, manifests, fragments, Noise and yamux framing; WAN bytes are wire bytes); site gossip is not (LAN only); a partition resets the site's connections to the coordinator and refuses new ones until the heal",
+		fmt.Sprintf("control traffic is not scaled: at scale %g it takes %g x its real share of every link and of the WAN ratios", sc.Scale, sc.Scale),
 		"t_last/t_median: when each node had every fragment verified (its install began), from the deployment; success is the coordinator's SUCCESS row",
 		"T* uses configured per-node rates (heterogeneity included, slow-peer faults not)",
 	}
