@@ -67,21 +67,8 @@ func FuzzSplitArgv(f *testing.F) {
 	})
 }
 
-func TestParseSize(t *testing.T) {
+func TestHumanBytes(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]int64{
-		"1048576": 1 << 20, "1MiB": 1 << 20, "1mib": 1 << 20, "64KiB": 64 << 10, "64 KiB": 64 << 10,
-		"2GiB": 2 << 30, "65536B": 65536, "0": 0,
-	} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "1.5MiB", "-1", "64KB", "MiB", "1e6", "99999999999GiB"} {
-		if got, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) = %d, want an error", bad, got)
-		}
-	}
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 1 << 20: "1.0 MiB", 3 << 30: "3.0 GiB"} {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
@@ -89,13 +76,10 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"1048576", "64KiB", "1MiB", "1.5MiB", "-1", "9223372036854775807"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if n, err := parseSize(s); err == nil && n < 0 {
-			t.Fatalf("parseSize(%q) = %d", s, n)
-		}
-	})
+func TestMaxUploadBadRate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mustSucceed(t, run(t, "coordinator", "init", "--dir", dir))
+	mustFailOneLine(t, run(t, "coordinator", "serve", "--dir", dir, "--max-upload", "fast"),
+		`--max-upload`, `"fast"`, "100Mbit/s", "unlimited")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/relaymesh/relaymesh/console"
 	"github.com/relaymesh/relaymesh/coordinator"
+	"github.com/relaymesh/relaymesh/internal/units"
 )
 
 func (a *app) coordinatorCommand() *cli.Command {
@@ -43,7 +44,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 					&cli.StringFlag{Name: "admin-addr", Usage: "admin API host:port; default 127.0.0.1:7480 (loopback)"},
 					&cli.StringFlag{Name: "tls-cert", Usage: "serve the admin API over TLS with this certificate"},
 					&cli.StringFlag{Name: "tls-key", Usage: "private key of --tls-cert"},
-					&cli.StringFlag{Name: "max-upload", Usage: "cap on fragment upload to the mesh, e.g. 100Mbit, 12MB (per second)"},
+					&cli.StringFlag{Name: "max-upload", Usage: "cap on fragment upload to the mesh: 100Mbit/s, 12.5MB/s or unlimited"},
 					&cli.DurationFlag{Name: "no-feedback", Usage: "mark a silent working node ERR_TIMEOUT after this long (default 600s)"},
 				},
 				Action: func(c *cli.Context) error {
@@ -67,9 +68,9 @@ func (a *app) coordinatorCommand() *cli.Command {
 						cfg.TLSKey = v
 					}
 					if v := c.String("max-upload"); v != "" {
-						bps, err := parseRate(v)
+						bps, err := units.ParseRateCap(v)
 						if err != nil {
-							return usageErrorf("coordinator serve: --max-upload %q: %v", v, err)
+							return usageErrorf("coordinator serve: --max-upload: %w", err)
 						}
 						cfg.MaxUploadBps = bps
 					}

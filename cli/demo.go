@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaymesh/relaymesh/demo"
+	"github.com/relaymesh/relaymesh/internal/units"
 )
 
 func (a *app) demoCommand() *cli.Command {
@@ -33,9 +34,9 @@ func (a *app) demoCommand() *cli.Command {
 			if s := c.StringSlice("sites"); len(s) > 0 {
 				cfg.Sites = s
 			}
-			size, err := parseSize(c.String("package-size"))
+			size, err := units.ParseSize(c.String("package-size"))
 			if err != nil {
-				return usageErrorf("demo: --package-size: %v", err)
+				return usageErrorf("demo: --package-size: %w", err)
 			}
 			cfg.PackageSize = size
 			cfg.Dir = c.String("dir")

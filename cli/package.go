@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/units"
 )
 
 // defaultStoreDir is where package build puts fragments unless --store says
@@ -55,7 +56,7 @@ func (a *app) packageCommand() *cli.Command {
 					&cli.StringFlag{Name: "success-codes", Usage: "comma-separated exit codes of --command that mean installed (default 0; 3010 and 1641 always mean installed, reboot needed), e.g. 0,2"},
 					&cli.IntFlag{Name: "priority", Value: 5, Usage: "priority from 0 (first) to 10 (last)"},
 					&cli.DurationFlag{Name: "timeout", Usage: "install timeout in whole seconds, like 10m (0: the node's default)"},
-					&cli.StringFlag{Name: "fragment-size", Value: "1MiB", Usage: "fragment size, 64KiB to 64MiB: 65536, 64KiB, 1MiB"},
+					&cli.StringFlag{Name: "fragment-size", Value: "1MiB", Usage: "fragment size, 64KiB to 64MiB: 65536, 64KiB, 1MiB, 1.5MB"},
 					&cli.BoolFlag{Name: "no-archive", Usage: "the package has no archive (only with --action execute)"},
 					storeFlag("fragment store directory (created if missing)"),
 					&cli.StringFlag{Name: "out", Usage: "manifest file to write (default NAME-VERSION.manifest.json)"},
@@ -218,9 +219,9 @@ func buildSpecFromFlags(c *cli.Context, archivePath string) (*buildSpec, error) 
 	if m.Priority < 0 || m.Priority > 10 {
 		return nil, usageErrorf("%s: --priority %d: must be between 0 and 10", cmd, m.Priority)
 	}
-	fragSize, err := parseSize(c.String("fragment-size"))
+	fragSize, err := units.ParseSize(c.String("fragment-size"))
 	if err != nil {
-		return nil, usageErrorf("%s: --fragment-size %w", cmd, err)
+		return nil, usageErrorf("%s: --fragment-size: %w", cmd, err)
 	}
 	if fragSize < core.MinFragmentSize || fragSize > core.MaxFragmentSize {
 		return nil, usageErrorf("%s: --fragment-size %s (%d bytes): must be between 64KiB and 64MiB",

@@ -1,10 +1,8 @@
 package coordinator
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,8 +11,8 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/relaymesh/relaymesh/internal/units"
 	"github.com/relaymesh/relaymesh/p2p"
-	"gopkg.in/yaml.v3"
 )
 
 // Files in the coordinator's directory.
@@ -45,7 +43,7 @@ type Config struct {
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
 	// MaxUploadBps caps fragment upload to all peers, bytes/s (0 = no cap).
-	MaxUploadBps int64 `yaml:"max_upload_bps"`
+	MaxUploadBps int64 `yaml:"max_upload_bps" units:"rate,cap"`
 	// NoFeedback is how long a working node may stay silent before its row
 	// shows ERR_TIMEOUT "no feedback" (LanGuard's 600 s).
 	NoFeedback time.Duration `yaml:"no_feedback"`
@@ -64,7 +62,7 @@ type Config struct {
 	RedirectBusy int `yaml:"redirect_busy"`
 	// MaxPackageBytes is the largest archive a package may carry; build and
 	// publish refuse bigger ones. 0 means DefaultMaxPackageBytes.
-	MaxPackageBytes int64 `yaml:"max_package_bytes"`
+	MaxPackageBytes int64 `yaml:"max_package_bytes" units:"size"`
 	// MaxOrderLifetime is the longest an order may stay valid (expires
 	// minus not-before); deploy create refuses longer, and nodes enrolled
 	// with it refuse longer orders. 0 means DefaultMaxOrderLifetime.
@@ -189,9 +187,7 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := units.DecodeYAML(b, &c); err != nil {
 		return c, fmt.Errorf("%w: %s: %w", ErrBadConfig, filepath.Join(dir, FileConfig), err)
 	}
 	c.Dir = dir

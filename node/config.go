@@ -1,10 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,10 +12,10 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	ma "github.com/multiformats/go-multiaddr"
-	"gopkg.in/yaml.v3"
 
 	"github.com/relaymesh/relaymesh/cache"
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/units"
 	"github.com/relaymesh/relaymesh/node/install"
 	"github.com/relaymesh/relaymesh/node/scan"
 	"github.com/relaymesh/relaymesh/p2p"
@@ -40,7 +38,9 @@ const (
 const ConfigFile = "config.yaml"
 
 // Config is every tunable of a node. Field names in config.yaml are the
-// yaml tags; durations are written as "60s", "5m".
+// yaml tags; durations are written as "60s", "5m"; sizes and rates (the
+// fields tagged units) in internal/units' grammar, "64MiB", "100Mbit/s",
+// and caps also "unlimited".
 type Config struct {
 	// Dir holds node.json, the identity, the cache and temp dirs.
 	Dir string `yaml:"-"`
@@ -75,7 +75,7 @@ type Config struct {
 	// MaxPackageBytes and MaxPackageFragments are the largest package
 	// (archive size, fragment count) this node fetches; a manifest above
 	// either is refused with ERR_DOWNLOAD_PACK before a fragment is fetched.
-	MaxPackageBytes     int64 `yaml:"max_package_bytes"`
+	MaxPackageBytes     int64 `yaml:"max_package_bytes" units:"size"`
 	MaxPackageFragments int   `yaml:"max_package_fragments"`
 	// ParallelDownloads is how many jobs may download at once.
 	ParallelDownloads int `yaml:"parallel_downloads"`
@@ -92,7 +92,7 @@ type Config struct {
 	WaitStep time.Duration `yaml:"wait_step"`
 
 	// CacheQuota caps the fragment bytes in the cache; 0 means unlimited.
-	CacheQuota int64 `yaml:"cache_quota"`
+	CacheQuota int64 `yaml:"cache_quota" units:"size,cap"`
 	// RebootCommand is run (argv) when an order asks for a reboot; empty
 	// means node/runner's default, shutdown -r +1.
 	RebootCommand []string `yaml:"reboot_command"`
@@ -101,14 +101,14 @@ type Config struct {
 	// InstallLimits caps what one archive may put on disk.
 	InstallLimits install.Limits `yaml:"install_limits"`
 	// MaxUploadBps caps fragment upload to peers, bytes/s; 0 = unlimited.
-	MaxUploadBps int64 `yaml:"max_upload_bps"`
+	MaxUploadBps int64 `yaml:"max_upload_bps" units:"rate,cap"`
 	// SourceFloorBps is the slowest a site peer or relay may send a
 	// fragment, bytes/s, once SourceFloorGrace has passed since its
 	// header: a slower one is cut, the fetch moves to another source and
 	// the slow one is asked last for a minute. 0 turns the floor off. The
 	// coordinator and other sites' relays are not held to it (see
 	// node/mesh Config.FloorBps).
-	SourceFloorBps   int64         `yaml:"source_floor_bps"`
+	SourceFloorBps   int64         `yaml:"source_floor_bps" units:"rate"`
 	SourceFloorGrace time.Duration `yaml:"source_floor_grace"`
 	// SourceFloorFraction raises the floor for site peers that are not
 	// relays to this fraction of the rate measured from site members
@@ -136,14 +136,14 @@ type Config struct {
 	NotRelay bool `yaml:"not_relay"`
 	// UpBps and DownBps are this node's declared link rates (bytes/s),
 	// which relay election ranks.
-	UpBps   int64 `yaml:"up_bps"`
-	DownBps int64 `yaml:"down_bps"`
+	UpBps   int64 `yaml:"up_bps" units:"rate"`
+	DownBps int64 `yaml:"down_bps" units:"rate"`
 	// RelaysPerSite: a site with more live members elects one more relay
 	// per this many (0: the site package's default).
 	RelaysPerSite int `yaml:"relays_per_site"`
 	// SiteWANDownBps caps what this node pulls from outside the site while
 	// it is the relay, bytes/s; 0 = no cap.
-	SiteWANDownBps int64 `yaml:"site_wan_down_bps"`
+	SiteWANDownBps int64 `yaml:"site_wan_down_bps" units:"rate,cap"`
 	// GossipTransport replaces memberlist's network transport (simulator).
 	GossipTransport memberlist.Transport `yaml:"-"`
 	// Network is the network the node's libp2p host and reachability
@@ -370,9 +370,7 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("node: read config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := units.DecodeYAML(data, &c); err != nil {
 		return c, fmt.Errorf("%w: %s: %w", ErrBadConfig, path, err)
 	}
 	c.Dir = dir

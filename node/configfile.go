@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/relaymesh/relaymesh/core"
+	"github.com/relaymesh/relaymesh/internal/units"
 )
 
 // Settings are config.yaml keys set from the command line (node enroll,
@@ -120,9 +120,7 @@ func (s Settings) merged(dir string) ([]byte, error) {
 	_ = enc.Close()
 	// The new file must load before it replaces the old one.
 	c := DefaultConfig(dir)
-	dec := yaml.NewDecoder(bytes.NewReader(buf.Bytes()))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := units.DecodeYAML(buf.Bytes(), &c); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadConfig, path, err)
 	}
 	if err := c.Validate(); err != nil {

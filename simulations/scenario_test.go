@@ -81,7 +81,7 @@ func TestScenarioDefaultsAndScaling(t *testing.T) {
 
 func TestUnits(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]float64{"20Mbit/s": 2.5e6, "100Mbps": 12.5e6, "2MB/s": 2e6, "1MiB/s": 1 << 20, "8bit/s": 1} {
+	for in, want := range map[string]float64{"20Mbit/s": 2.5e6, "100Mbps": 12.5e6, "2MB/s": 2e6, "1MiB/s": 1 << 20, "8bit/s": 1, "20 Mbit/s": 2.5e6, "12.5MB/s": 12.5e6} {
 		if got, err := parseRate(in); err != nil || got != want {
 			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
 		}
@@ -91,9 +91,14 @@ func TestUnits(t *testing.T) {
 			t.Errorf("parseSize(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "-1MiB", "lots"} {
+	for _, in := range []string{"", "-1MiB", "lots", "0", "unlimited"} {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+	for _, in := range []string{"0", "unlimited", "fast"} {
+		if _, err := parseRate(in); err == nil {
+			t.Errorf("parseRate(%q) accepted: a simulated link needs a positive rate", in)
 		}
 	}
 }

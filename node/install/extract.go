@@ -22,7 +22,7 @@ const (
 type Limits struct {
 	// MaxBytes caps the content bytes written, summed over all regular files.
 	// Bytes actually written are counted, not the sizes headers declare.
-	MaxBytes int64
+	MaxBytes int64 `units:"size"`
 	// MaxFiles caps the number of entries of any kind: directories, files
 	// and links.
 	MaxFiles int
