@@ -200,6 +200,13 @@ func RestoreSnapshot(r io.Reader, dir string, log *slog.Logger) (res RestoreResu
 		log = slog.New(slog.DiscardHandler)
 	}
 	dir = filepath.Clean(dir)
+	// An empty target (the directory a package made for the coordinator's
+	// user) gives the restored tree its owner and mode when root restores.
+	uid, gid, owned := ownerOf(dir)
+	mode := os.FileMode(0o700)
+	if st, err := os.Stat(dir); err == nil {
+		mode = st.Mode().Perm()
+	}
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return res, fmt.Errorf("%w: %s is not empty: restore into a new directory (the snapshot replaces a whole coordinator)", ErrConflict, dir)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -292,6 +299,14 @@ func RestoreSnapshot(r io.Reader, dir string, log *slog.Logger) (res RestoreResu
 	res = RestoreResult{Info: sr.info, Dir: dir, Nodes: len(c.st.nodes), Packages: len(c.st.packages), Deployments: len(c.st.deps), OrderSeq: seq}
 	c.st.mu.RUnlock()
 	if err := c.Close(); err != nil {
+		return res, err
+	}
+	if owned && os.Geteuid() == 0 && (uid != 0 || gid != 0) {
+		if err := chownTree(tmp, uid, gid); err != nil {
+			return res, fmt.Errorf("coordinator: restore: give the files to the owner of %s: %w", dir, err)
+		}
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
 		return res, err
 	}
 	os.Remove(dir) // an empty directory given as the target

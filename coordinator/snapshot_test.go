@@ -161,6 +161,36 @@ func TestRestoreRefusesBadSnapshots(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	t.Run("empty target of another user", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give files away")
+		}
+		dir := t.TempDir()
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := RestoreSnapshot(bytes.NewReader(g), dir, f.log); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o750 {
+			t.Errorf("restored directory mode %v, %v; want the target's 0750", st.Mode().Perm(), err)
+		}
+		err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if uid, gid, ok := ownerOf(p); !ok || uid != 65534 || gid != 65534 {
+				t.Errorf("%s owned by %d:%d, want the target's 65534:65534", p, uid, gid)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("keys of another coordinator", func(t *testing.T) {
 		other := t.TempDir()
 		if _, err := Init(other); err != nil {
