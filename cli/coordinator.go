@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,8 +20,8 @@ func (a *app) coordinatorCommand() *cli.Command {
 			{
 				Name:      "init",
 				Usage:     "create the coordinator's identity, order key, admin token, gossip keyring and config",
-				UsageText: "relaymesh coordinator init --dir DIR",
-				Flags:     []cli.Flag{dirFlag},
+				UsageText: "relaymesh coordinator init --dir DIR [--json]",
+				Flags:     []cli.Flag{dirFlag, &cli.BoolFlag{Name: "json", Usage: "print dir, peer_id, order_key_id and admin_token_file as JSON"}},
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
 						return err
@@ -28,6 +29,14 @@ func (a *app) coordinatorCommand() *cli.Command {
 					res, err := coordinator.Init(c.String("dir"))
 					if err != nil {
 						return usageErrorf("coordinator init: %v", err)
+					}
+					if c.Bool("json") {
+						return a.printJSON(struct {
+							Dir            string `json:"dir"`
+							PeerID         string `json:"peer_id"`
+							OrderKeyID     string `json:"order_key_id"`
+							AdminTokenFile string `json:"admin_token_file"`
+						}{res.Dir, res.PeerID, res.OrderKey, filepath.Join(res.Dir, coordinator.FileAdminToken)})
 					}
 					fmt.Fprintf(a.stdout, "coordinator initialised in %s\npeer ID:       %s\norder key ID:  %s\nadmin token:   %s/%s (mode 0600)\nnext: relaymesh coordinator serve --dir %s\n",
 						res.Dir, res.PeerID, res.OrderKey, res.Dir, coordinator.FileAdminToken, res.Dir)

@@ -112,6 +112,12 @@ func (a *app) deployCommand() *cli.Command {
 					if err != nil {
 						return apiErr("deploy validate", err)
 					}
+					if c.Bool("json") {
+						return a.printJSON(struct {
+							DeploymentID string `json:"deployment_id"`
+							Cleared      int    `json:"cleared"`
+						}{c.Args().First(), n})
+					}
 					fmt.Fprintf(a.stdout, "%d rows cleared\n", n)
 					return nil
 				},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,20 +28,22 @@ func (a *app) keysCommand() *cli.Command {
 			{
 				Name:      "init",
 				Usage:     "generate an ed25519 order-signing key pair",
-				UsageText: "relaymesh keys init --out DIR",
+				UsageText: "relaymesh keys init --out DIR [--json]",
 				Description: "Writes DIR/" + privateKeyFile + " (mode 0600, keep it secret) and DIR/" + publicKeyFile +
 					" (pinned on every node at enrollment) and prints the key ID. Refuses to overwrite either file.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "out", Usage: "directory for " + privateKeyFile + " and " + publicKeyFile + " (created 0700 if missing)"},
+					&cli.BoolFlag{Name: "json", Usage: "print key_id, private_key_file and public_key_file as JSON"},
 				},
 				Action: a.keysInit,
 			},
 			{
 				Name:      "show",
 				Usage:     "print the key ID and public key of a private key file",
-				UsageText: "relaymesh keys show --key DIR/" + privateKeyFile,
+				UsageText: "relaymesh keys show --key DIR/" + privateKeyFile + " [--json]",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "key", Usage: "private key file written by 'keys init'"},
+					&cli.BoolFlag{Name: "json", Usage: "print key_id and public_key (hex) as JSON"},
 				},
 				Action: a.keysShow,
 			},
@@ -79,6 +82,13 @@ func (a *app) keysInit(c *cli.Context) error {
 	if err := core.WritePublicKey(pub, pubKey); err != nil {
 		return fmt.Errorf("keys init: write %s (the private key is already in %s): %w", pub, priv, err)
 	}
+	if c.Bool("json") {
+		return a.printJSON(struct {
+			KeyID          string `json:"key_id"`
+			PrivateKeyFile string `json:"private_key_file"`
+			PublicKeyFile  string `json:"public_key_file"`
+		}{core.KeyID(pubKey), priv, pub})
+	}
 	if !a.quiet {
 		fmt.Fprintf(a.stderr, "wrote %s (secret, mode 0600) and %s\n", priv, pub)
 	}
@@ -104,6 +114,12 @@ func (a *app) keysShow(c *cli.Context) error {
 		return usageErrorf("keys show: --key %q: %w", path, err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
+	if c.Bool("json") {
+		return a.printJSON(struct {
+			KeyID     string `json:"key_id"`
+			PublicKey string `json:"public_key"`
+		}{core.KeyID(pub), hex.EncodeToString(pub)})
+	}
 	fmt.Fprintf(a.stdout, "key ID      %s\npublic key  %x\n", core.KeyID(pub), []byte(pub))
 	return nil
 }

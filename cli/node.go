@@ -17,12 +17,13 @@ func (a *app) nodeCommand() *cli.Command {
 			{
 				Name:      "enroll",
 				Usage:     "enroll this node with a join token",
-				UsageText: "relaymesh node enroll --coordinator MULTIADDR --token T --dir DIR [--name NAME] [--listen MULTIADDR]... [--advertise MULTIADDR]... [--retry-for DURATION]",
+				UsageText: "relaymesh node enroll --coordinator MULTIADDR --token T --dir DIR [--name NAME] [--listen MULTIADDR]... [--advertise MULTIADDR]... [--retry-for DURATION] [--json]",
 				Flags: append([]cli.Flag{
 					dirFlag,
 					&cli.StringFlag{Name: "coordinator", Usage: "the coordinator's multiaddr ending in /p2p/<peer ID> (its DIR/p2p.addrs)"},
 					&cli.StringFlag{Name: "token", Usage: "join token from 'relaymesh token create'"},
 					&cli.StringFlag{Name: "name", Usage: "node name (default: the hostname)"},
+					&cli.BoolFlag{Name: "json", Usage: "print name, node_id, site and dir as JSON"},
 					&cli.DurationFlag{Name: "retry-for", Value: node.DefaultEnrollRetryFor,
 						Usage: "keep trying a coordinator that cannot be reached this long (1s doubling to 60s between tries, jittered; negative: try once); a refused token is not retried"},
 				}, nodeNetFlags()...),
@@ -48,6 +49,14 @@ func (a *app) nodeCommand() *cli.Command {
 					}
 					if err := node.SaveSettings(c.String("dir"), set); err != nil {
 						return usageErrorf("node enroll: enrolled, but the settings were not saved: %v (give them to node run)", err)
+					}
+					if c.Bool("json") {
+						return a.printJSON(struct {
+							Name   string `json:"name"`
+							NodeID string `json:"node_id"`
+							Site   string `json:"site"`
+							Dir    string `json:"dir"`
+						}{e.Name, e.NodeID, e.Site, c.String("dir")})
 					}
 					fmt.Fprintf(a.stdout, "enrolled %s as %s in site %s\nnext: relaymesh node run --dir %s\n", e.Name, e.NodeID, e.Site, c.String("dir"))
 					return nil

@@ -61,6 +61,7 @@ func (a *app) packageCommand() *cli.Command {
 					storeFlag("fragment store directory (created if missing)"),
 					&cli.StringFlag{Name: "out", Usage: "manifest file to write (default NAME-VERSION.manifest.json)"},
 					&cli.BoolFlag{Name: "quiet", Usage: "no progress bar or summary; print only the package ID"},
+					&cli.BoolFlag{Name: "json", Usage: "print package_id, name, version, size, fragments, manifest_file, store and published as JSON"},
 					&cli.BoolFlag{Name: "publish", Usage: "upload to the coordinator after building (implied by --coordinator-url/--coordinator-dir)"},
 					&cli.StringFlag{Name: "coordinator-url", Usage: "admin API URL: upload the package after building"},
 					&cli.StringFlag{Name: "coordinator-dir", Usage: "a local coordinator's directory: upload the package after building"},
@@ -82,13 +83,14 @@ func (a *app) packageCommand() *cli.Command {
 			{
 				Name:      "verify",
 				Usage:     "re-hash a package's fragments in a store (and optionally against the archive)",
-				UsageText: "relaymesh package verify [--store DIR] [--archive FILE] MANIFEST_FILE",
+				UsageText: "relaymesh package verify [--store DIR] [--archive FILE] [--json] MANIFEST_FILE",
 				Description: "Reads every fragment the manifest lists from the store, checks each against its CID " +
 					"and the whole against the archive digest. With --archive it also re-chunks the archive and " +
 					"compares the CIDs. A fragment that fails is named by index and CID (and dropped by the store).",
 				Flags: []cli.Flag{
 					storeFlag("fragment store directory to check"),
 					&cli.StringFlag{Name: "archive", Usage: "original archive to compare the fragment CIDs with"},
+					&cli.BoolFlag{Name: "json", Usage: "print package_id, name, version, size, fragments and verified as JSON"},
 				},
 				Action: a.packageVerify,
 			},
@@ -160,6 +162,19 @@ func (a *app) packageBuild(c *cli.Context) error {
 		if !a.quiet && !c.Bool("quiet") {
 			fmt.Fprintf(a.stderr, "published %s to the coordinator\n", res.id)
 		}
+	}
+	if c.Bool("json") {
+		m := res.manifest
+		return a.printJSON(struct {
+			PackageID    string `json:"package_id"`
+			Name         string `json:"name"`
+			Version      string `json:"version"`
+			Size         int64  `json:"size"`
+			Fragments    int    `json:"fragments"`
+			ManifestFile string `json:"manifest_file"`
+			Store        string `json:"store"`
+			Published    bool   `json:"published"`
+		}{res.id.String(), m.Name, m.Version, m.Size, len(m.Fragments), spec.out, spec.storeDir, wantsPublish(c)})
 	}
 	if !a.quiet && !c.Bool("quiet") {
 		what := "no archive"

@@ -147,6 +147,16 @@ func (a *app) packageVerify(c *cli.Context) error {
 			return err
 		}
 	}
+	if c.Bool("json") {
+		return a.printJSON(struct {
+			PackageID string `json:"package_id"`
+			Name      string `json:"name"`
+			Version   string `json:"version"`
+			Size      int64  `json:"size"`
+			Fragments int    `json:"fragments"`
+			Verified  string `json:"verified"`
+		}{id.String(), m.Name, m.Version, m.Size, len(m.Fragments), map[bool]string{true: "store+archive", false: "store"}[archive != nil]})
+	}
 	if !a.quiet {
 		what := "store " + storeDir
 		if archive != nil {

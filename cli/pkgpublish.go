@@ -107,6 +107,12 @@ func (a *app) publishCommands() []*cli.Command {
 				if err := cl.DeletePackage(c.Context, c.Args().First(), c.Bool("force")); err != nil {
 					return apiErr("package delete", err)
 				}
+				if c.Bool("json") {
+					return a.printJSON(struct {
+						PackageID string `json:"package_id"`
+						Deleted   bool   `json:"deleted"`
+					}{c.Args().First(), true})
+				}
 				fmt.Fprintf(a.stdout, "deleted %s\n", c.Args().First())
 				return nil
 			},

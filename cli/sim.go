@@ -24,13 +24,14 @@ func (a *app) simCommand() *cli.Command {
 			{
 				Name:      "run",
 				Usage:     "run a scenario file and report per strategy",
-				UsageText: "relaymesh sim run FILE [--strategy mesh|relay|direct]... [--out DIR] [--timeline FILE]",
+				UsageText: "relaymesh sim run FILE [--strategy mesh|relay|direct]... [--out DIR] [--timeline FILE] [--json]",
 				Description: "Runs the real coordinator and nodes in one process over a shaped network, once per " +
 					"strategy, and prints a table. With --out, also writes DIR/report.json, DIR/cdf.svg and " +
 					"DIR/wan.svg. Scenarios live in simulations/scenarios/.",
 				Flags: []cli.Flag{
 					&cli.StringSliceFlag{Name: "strategy", Usage: "strategy to run (repeatable); default: the scenario's list"},
 					&cli.StringFlag{Name: "out", Usage: "directory for report.json and the SVG plots"},
+					&cli.BoolFlag{Name: "json", Usage: "print the report (report.json's keys) instead of the table"},
 					&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the whole run to `FILE` (go tool pprof reads it)"},
 					&cli.StringFlag{Name: "timeline", Usage: "write a CSV to `FILE`: per node, when its download began, when it had the manifest, each fragment and the whole package"},
 				},
@@ -80,14 +81,22 @@ func (a *app) simRun(c *cli.Context) (err error) {
 	}
 	rep, err := simulations.Run(c.Context, sc, opts)
 	if rep != nil {
-		if terr := rep.WriteTable(a.stdout); terr != nil {
+		if c.Bool("json") {
+			if jerr := a.printJSON(rep); jerr != nil {
+				return jerr
+			}
+		} else if terr := rep.WriteTable(a.stdout); terr != nil {
 			return terr
 		}
 		if out := c.String("out"); out != "" {
 			if werr := rep.WriteFiles(out); werr != nil {
 				return werr
 			}
-			fmt.Fprintf(a.stdout, "wrote %s\n", strings.Join([]string{
+			w := a.stdout
+			if c.Bool("json") {
+				w = a.stderr // stdout holds only the JSON
+			}
+			fmt.Fprintf(w, "wrote %s\n", strings.Join([]string{
 				filepath.Join(out, "report.json"), filepath.Join(out, "cdf.svg"), filepath.Join(out, "wan.svg")}, ", "))
 		}
 	}
