@@ -118,8 +118,25 @@ func New(t testing.TB, dir string, installed []Pkg, suites ...Suite) *Root {
 	}
 	WriteStatus(t, r.Admindir, installed)
 	var sources strings.Builder
+	for _, sd := range BuildSuites(t, r.Repos, suites...) {
+		fmt.Fprintf(&sources, "deb [trusted=yes] file:%s ./\n", sd)
+	}
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/apt/sources.list"), []byte(sources.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(suites) > 0 {
+		run(t, dir, "apt-get", r.AptArgs("update")...)
+	}
+	return r
+}
+
+// BuildSuites writes each suite as a flat repository under repos/NAME
+// (the .debs, Packages and Release) and returns the suites' dirs.
+func BuildSuites(t testing.TB, repos string, suites ...Suite) []string {
+	t.Helper()
+	var dirs []string
 	for _, s := range suites {
-		sd := filepath.Join(r.Repos, s.Name)
+		sd := filepath.Join(repos, s.Name)
 		if err := os.MkdirAll(sd, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -139,13 +156,54 @@ func New(t testing.TB, dir string, installed []Pkg, suites ...Suite) *Root {
 		if err := os.WriteFile(filepath.Join(sd, "Release"), rel, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&sources, "deb [trusted=yes] file:%s ./\n", sd)
+		dirs = append(dirs, sd)
 	}
-	if err := os.WriteFile(filepath.Join(r.Dir, "etc/apt/sources.list"), []byte(sources.String()), 0o644); err != nil {
+	return dirs
+}
+
+// Signer is an OpenPGP test key in a private GNUPGHOME; Keyring is its
+// public key, as apt's signed-by and gpgv --keyring take it.
+type Signer struct {
+	Home, Keyring string
+}
+
+// NewSigner makes a fresh signing key under dir (gpg, no passphrase).
+func NewSigner(t testing.TB, dir string) *Signer {
+	t.Helper()
+	if _, err := exec.LookPath("gpg"); err != nil {
+		t.Skip("gpg not found: apt-get install gnupg")
+	}
+	s := &Signer{Home: filepath.Join(dir, "gnupg"), Keyring: filepath.Join(dir, "repo-key.gpg")}
+	if err := os.MkdirAll(s.Home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if len(suites) > 0 {
-		run(t, dir, "apt-get", r.AptArgs("update")...)
+	s.gpg(t, dir, "--quick-gen-key", "relaymesh test repository <repo@example.org>", "ed25519", "sign", "never")
+	s.gpg(t, dir, "--output", s.Keyring, "--export", "repo@example.org")
+	return s
+}
+
+func (s *Signer) gpg(t testing.TB, dir string, args ...string) {
+	t.Helper()
+	run(t, dir, "gpg", append([]string{"--homedir", s.Home, "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+}
+
+// Sign writes InRelease, the clearsigned Release, in each suite dir.
+func (s *Signer) Sign(t testing.TB, suiteDirs ...string) {
+	t.Helper()
+	for _, d := range suiteDirs {
+		_ = os.Remove(filepath.Join(d, "InRelease"))
+		s.gpg(t, d, "--yes", "--output", filepath.Join(d, "InRelease"), "--clearsign", filepath.Join(d, "Release"))
+	}
+}
+
+// NewEmpty makes an apt and dpkg root under dir whose sources.list is
+// sources and whose lists dir is empty (apt-get update never ran): a
+// node that gets its lists through the mesh.
+func NewEmpty(t testing.TB, dir string, installed []Pkg, sources string) *Root {
+	t.Helper()
+	r := New(t, dir, installed)
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/apt/sources.list"), []byte(sources), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return r
 }
