@@ -21,6 +21,13 @@ const (
 	// with its own apt/dpkg and removes it by name (Name, Version and
 	// Arch come from its control file).
 	ActionDeb Action = "deb"
+	// ActionApt: the archive is a tar.gz of a repository's files, which
+	// the coordinator checked by apt's chain of trust: lists/ (InRelease
+	// and the indexes, placed into the node's apt lists dir) and debs/
+	// (the .debs of updates, installed by apt in one transaction, never
+	// downloaded by the node). The coordinator builds these for patch
+	// deployments (deploy create --updates).
+	ActionApt Action = "apt"
 )
 
 // ManifestSchema is the manifest format version.
@@ -118,7 +125,7 @@ func (m *Manifest) Validate() error {
 	if !nameRe.MatchString(m.Name) {
 		return bad("name %q: use 1-128 letters, digits, '.', '_', '+' or '-'", m.Name)
 	}
-	if m.Action == ActionDeb {
+	if m.Action == ActionDeb || m.Action == ActionApt {
 		if !debVersionRe.MatchString(m.Version) {
 			return bad("version %q: not a Debian version ([epoch:]upstream[-revision], upstream starting with a digit)", m.Version)
 		}
@@ -187,8 +194,18 @@ func (m *Manifest) Validate() error {
 		if m.OS != "linux" {
 			return bad("action deb: os %q: a Debian package is for linux", m.OS)
 		}
+	case ActionApt:
+		if !hasArchive {
+			return bad("action apt needs an archive of repository files")
+		}
+		if len(m.Command) != 0 || len(m.Uninstall) != 0 {
+			return bad("action apt takes no command or uninstall: the node places the lists and installs the .debs with apt")
+		}
+		if m.OS != "linux" {
+			return bad("action apt: os %q: Debian repository files are for linux", m.OS)
+		}
 	default:
-		return bad("action %q: want launch, execute, store or deb", m.Action)
+		return bad("action %q: want launch, execute, store, deb or apt", m.Action)
 	}
 	if m.Action != ActionStore && m.StorePath != "" {
 		return bad("store path %q given for action %s", m.StorePath, m.Action)

@@ -162,6 +162,11 @@ type Config struct {
 	// node/runner's defaults: apt-get install -y … and dpkg --remove.
 	DebInstall []string `yaml:"deb_install"`
 	DebRemove  []string `yaml:"deb_remove"`
+	// AptInstall is the argv that installs a patch deployment's .debs in
+	// one apt transaction (their paths appended); empty means
+	// node/runner's default: apt-get install -y --no-download … with
+	// DPkg::Lock::Timeout=300.
+	AptInstall []string `yaml:"apt_install"`
 
 	// Scan says where the patch scan reads dpkg's status and runs apt
 	// (see node/scan.Config): dpkg_admindir, apt_get, apt_root,

@@ -111,7 +111,8 @@ func New(t testing.TB, dir string, installed []Pkg, suites ...Suite) *Root {
 	r.Admindir = filepath.Join(r.Dir, "var/lib/dpkg")
 	r.Lists = filepath.Join(r.Dir, "var/lib/apt/lists")
 	for _, d := range []string{r.Admindir, filepath.Join(r.Lists, "partial"), filepath.Join(r.Dir, "var/cache/apt/archives/partial"),
-		filepath.Join(r.Dir, "etc/apt/apt.conf.d"), filepath.Join(r.Dir, "etc/apt/preferences.d"), filepath.Join(r.Dir, "etc/apt/sources.list.d")} {
+		filepath.Join(r.Dir, "etc/apt/apt.conf.d"), filepath.Join(r.Dir, "etc/apt/preferences.d"), filepath.Join(r.Dir, "etc/apt/sources.list.d"),
+		filepath.Join(r.Dir, "var/log/apt")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,6 +49,22 @@ type Config struct {
 	// rollback); the package name is appended. Default: dpkg --remove,
 	// which refuses to remove what other packages depend on.
 	DebRemove []string
+	// AptInstall is the argv that installs the .debs of an apt package
+	// (a patch deployment's updates) in one transaction; NAME=VERSION of
+	// each is appended (the .debs are in AptArchives). Default: apt-get install with --no-download (the node
+	// never fetches from the repository), noninteractive, keeping changed
+	// config files, waiting at most 5 minutes for the dpkg lock.
+	AptInstall []string
+	// AptLists is apt's lists dir, where an apt package's repository
+	// indexes go; "" refuses packages that carry lists.
+	AptLists string
+	// AptArchives is apt's archives dir (Dir::Cache::Archives), where an
+	// apt package's .debs are put for apt to take.
+	AptArchives string
+	// AptCheck, when set, runs after apt installed an apt package's .debs
+	// (the node rescans): it returns what it found, or an error when a
+	// wanted package is not installed at its version.
+	AptCheck func(ctx context.Context, want []AptWant) (string, error)
 	// Started, when set, is called once each install or uninstall command
 	// runs, before it is waited for, with its order, package, temp dir
 	// ("" for none) and process group ID. The node records these durably
@@ -76,6 +93,8 @@ func DefaultConfig() Config {
 		DebInstall: []string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "--allow-downgrades",
 			"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"},
 		DebRemove: []string{"dpkg", "--remove"},
+		AptInstall: []string{"apt-get", "install", "-y", "-q", "--no-download", "--no-install-recommends",
+			"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "-o", "DPkg::Lock::Timeout=300"},
 	}
 }
 
@@ -105,6 +124,9 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.DebRemove) == 0 {
 		c.DebRemove = d.DebRemove
+	}
+	if len(c.AptInstall) == 0 {
+		c.AptInstall = d.AptInstall
 	}
 	return c
 }

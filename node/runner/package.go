@@ -84,6 +84,8 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 			// apt and dpkg exit 0 when installed; anything else is a failure.
 			res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited %d: %s", argv[0], res.ExitCode, lastLine(run.Output))
 		}
+	case m.Action == core.ActionApt:
+		res = r.installApt(ctx, o, p, ws, func() (time.Duration, string, bool) { return o.timeout(m, r.cfg.DefaultTimeout) })
 	case len(m.Command) == 0: // store without command
 		res.State, res.ExitCode = core.StateSuccess, 0
 	default:

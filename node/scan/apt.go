@@ -240,3 +240,18 @@ func (c *Config) rootOr(def string) string {
 	}
 	return def
 }
+
+// ListsDir is apt's lists dir the scan reads (and where an apt package's
+// indexes go).
+func (c *Config) ListsDir() string { return c.listsDir() }
+
+// ArchivesDir is apt's archives dir (Dir::Cache::Archives): an apt_options
+// entry that sets it, else var/cache/apt/archives under apt_root (or /).
+func (c *Config) ArchivesDir() string {
+	for _, o := range c.AptOptions {
+		if v, ok := strings.CutPrefix(o, "Dir::Cache::Archives="); ok && filepath.IsAbs(v) {
+			return v
+		}
+	}
+	return filepath.Join(c.rootOr("/"), "var/cache/apt/archives")
+}

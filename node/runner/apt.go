@@ -1,0 +1,186 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"pault.ag/go/debian/deb"
+
+	"github.com/relaymesh/relaymesh/core"
+)
+
+// An apt package (action apt) carries repository files the coordinator
+// checked by apt's chain of trust: lists/ holds InRelease and package
+// indexes under the names apt gives them, and is placed into the node's
+// apt lists dir (Config.AptLists), so the scan and apt see what the
+// coordinator mirrored; debs/ holds the .debs of updates, installed by
+// one apt-get run (Config.AptInstall, with --no-download: what is not in
+// the package is never fetched by the node). After apt, Config.AptCheck
+// (the node's rescan) says what is installed now.
+
+// AptWant is a package an apt package's .debs install: name, version and
+// architecture from the .deb's control file.
+type AptWant struct {
+	Name, Version, Arch string
+}
+
+// installApt places the lists and installs the .debs of the extracted
+// apt package in dir.
+func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspace, onDebs func() (time.Duration, string, bool)) (res Result) {
+	res = Result{Package: p.ID, ExitCode: noExit}
+	placed, err := r.placeLists(filepath.Join(ws.dir, "lists"))
+	if err != nil {
+		res.State, res.Detail = core.ErrExecute, err.Error()
+		return res
+	}
+	debs, _ := filepath.Glob(filepath.Join(ws.dir, "debs", "*.deb"))
+	slices.Sort(debs)
+	if len(debs) == 0 {
+		res.State, res.ExitCode = core.StateSuccess, 0
+		res.Detail = fmt.Sprintf("%d repository index files placed in %s", placed, r.cfg.AptLists)
+		return res
+	}
+	var want []AptWant
+	for _, f := range debs {
+		w, err := debControl(f)
+		if err != nil {
+			res.State, res.Detail = core.ErrDownloadPack, err.Error()
+			return res
+		}
+		want = append(want, w)
+	}
+	// apt takes a .deb it finds in its archives dir under the name it
+	// would download it as, once the file matches the index's size and
+	// SHA256 (apt checks the hash itself); --no-download keeps it from
+	// fetching anything else.
+	if r.cfg.AptArchives == "" {
+		res.State, res.Detail = core.ErrExecute, "apt package: this node has no apt archives dir (scan: apt_root in config.yaml)"
+		return res
+	}
+	var placedDebs, args []string
+	defer func() {
+		for _, f := range placedDebs {
+			_ = os.Remove(f)
+		}
+	}()
+	for i, f := range debs {
+		dst := filepath.Join(r.cfg.AptArchives, archiveName(want[i]))
+		if err := copyFile(f, dst); err != nil {
+			res.State, res.Detail = core.ErrExecute, fmt.Sprintf("apt package: placing %s in %s: %v", filepath.Base(f), r.cfg.AptArchives, err)
+			return res
+		}
+		placedDebs = append(placedDebs, dst)
+		args = append(args, want[i].Name+"="+want[i].Version)
+	}
+	timeout, source, ok := onDebs()
+	if !ok {
+		res.State, res.Detail = core.ErrTimeout, fmt.Sprintf("order timeout %v used up before apt started", o.req.Timeout)
+		return res
+	}
+	argv := append(slices.Clone(r.cfg.AptInstall), args...)
+	run := runCommand(ctx, argv, ws.dir, r.debEnv(o, &p, ws.dir), timeout, r.started(o, p, ws))
+	res.State, res.ExitCode, res.Detail = classifyRun(run, timeout, source)
+	res.Output = core.Tail(run.Output, core.MaxOutputTail)
+	names := make([]string, len(want))
+	for i, w := range want {
+		names[i] = w.Name + " " + w.Version
+	}
+	if res.State == core.StateSuccess && res.ExitCode != 0 {
+		last := lastLine(run.Output)
+		if strings.Contains(string(run.Output), "Could not get lock") {
+			last = "the dpkg lock stayed held by another process beyond the bound (DPkg::Lock::Timeout in apt_install): " + last
+		}
+		res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited %d installing %s: %s", argv[0], res.ExitCode, strings.Join(names, ", "), last)
+	}
+	if r.cfg.AptCheck != nil && (res.State == core.StateSuccess || res.State == core.ErrExecute) {
+		found, err := r.cfg.AptCheck(ctx, want)
+		switch {
+		case err != nil && res.State == core.StateSuccess:
+			res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited 0, but the rescan says: %v", argv[0], err)
+		case err != nil:
+			res.Detail = join(res.Detail, "rescan: "+err.Error())
+		default:
+			res.Detail = join(res.Detail, found)
+		}
+	} else if res.State == core.StateSuccess {
+		res.Detail = "installed " + strings.Join(names, ", ")
+	}
+	return res
+}
+
+// placeLists copies the files of dir into the apt lists dir, each through
+// a temporary file renamed into place.
+func (r *Runner) placeLists(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("apt package: lists: %w", err)
+	}
+	if r.cfg.AptLists == "" {
+		return 0, fmt.Errorf("apt package: it carries repository lists but this node has no apt lists dir (scan: apt_lists_dir or apt_root in config.yaml)")
+	}
+	if err := os.MkdirAll(r.cfg.AptLists, 0o755); err != nil {
+		return 0, fmt.Errorf("apt package: lists dir %s: %w", r.cfg.AptLists, err)
+	}
+	n := 0
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || name == "lock" || strings.ContainsAny(name, "/\\") {
+			return n, fmt.Errorf("apt package: lists/%s: not a repository index file name", name)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return n, fmt.Errorf("apt package: lists/%s: %w", name, err)
+		}
+		tmp := filepath.Join(r.cfg.AptLists, ".relaymesh-"+name)
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return n, fmt.Errorf("apt package: writing %s: %w", tmp, err)
+		}
+		if err := os.Rename(tmp, filepath.Join(r.cfg.AptLists, name)); err != nil {
+			_ = os.Remove(tmp)
+			return n, fmt.Errorf("apt package: placing %s: %w", name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// debControl reads a .deb's name, version and architecture.
+func debControl(path string) (AptWant, error) {
+	d, closeFn, err := deb.LoadFile(path)
+	if err != nil {
+		return AptWant{}, fmt.Errorf("apt package: %s: not a readable .deb: %w", filepath.Base(path), err)
+	}
+	defer closeFn()
+	c := d.Control
+	return AptWant{Name: c.Package, Version: c.Version.String(), Arch: c.Architecture.String()}, nil
+}
+
+// archiveName is the file name apt gives the .deb of w in its archives
+// dir: name_version_arch.deb, with ':' quoted.
+func archiveName(w AptWant) string {
+	q := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "_", "%5f"), ":", "%3a") }
+	return q(w.Name) + "_" + q(w.Version) + "_" + q(w.Arch) + ".deb"
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := dst + ".relaymesh"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
