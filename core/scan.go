@@ -59,6 +59,9 @@ type Inventory struct {
 	// Broken are packages dpkg left half-installed or half-configured.
 	Broken  []Package `json:"broken,omitempty"`
 	Updates []Update  `json:"updates,omitempty"`
+	// New are the packages the simulated upgrade would newly install
+	// (new dependencies of the updates), Version the candidate.
+	New []Package `json:"new,omitempty"`
 	// ListsTime is when the newest repository index the scan used was
 	// written (how fresh "available" is); zero when unknown.
 	ListsTime time.Time `json:"lists_time,omitzero"`
@@ -134,8 +137,8 @@ func (r *ScanReport) Validate() error {
 		r.InstalledCount > 10*MaxScanPackages {
 		return bad("%d installed packages listed (count %d): at most %d", len(r.Installed), r.InstalledCount, MaxScanPackages)
 	}
-	if len(r.Updates) > MaxScanUpdates {
-		return bad("%d updates: at most %d", len(r.Updates), MaxScanUpdates)
+	if len(r.Updates) > MaxScanUpdates || len(r.New) > MaxScanUpdates {
+		return bad("%d updates, %d new packages: at most %d each", len(r.Updates), len(r.New), MaxScanUpdates)
 	}
 	if len(r.RebootPackages) > 1024 {
 		return bad("%d reboot packages: at most 1024", len(r.RebootPackages))
@@ -159,7 +162,7 @@ func (r *ScanReport) Validate() error {
 			return err
 		}
 	}
-	for _, list := range [][]Package{r.Installed, r.Broken} {
+	for _, list := range [][]Package{r.Installed, r.Broken, r.New} {
 		for _, p := range list {
 			if p.Name == "" {
 				return bad("a package without a name")

@@ -60,7 +60,7 @@ func listsTime(dir string) (time.Time, error) {
 
 // simulate runs apt-get's simulated upgrade and returns the updates it
 // would install.
-func (c *Config) simulate(ctx context.Context) ([]core.Update, error) {
+func (c *Config) simulate(ctx context.Context) ([]core.Update, []core.Package, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.AptGet, c.aptArgs()...)
@@ -75,16 +75,52 @@ func (c *Config) simulate(ctx context.Context) ([]core.Update, error) {
 		err = cmd.Wait()
 	}
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return nil, fmt.Errorf("%w: %s %s: no answer within %s (scan_timeout)", ErrApt, c.AptGet, c.Upgrade, c.Timeout)
+		return nil, nil, fmt.Errorf("%w: %s %s: no answer within %s (scan_timeout)", ErrApt, c.AptGet, c.Upgrade, c.Timeout)
 	}
 	if err != nil {
 		msg := lastLines(stderr.String(), 3)
 		if msg == "" {
 			msg = lastLines(stdout.String(), 3)
 		}
-		return nil, fmt.Errorf("%w: %s -s %s: %v: %s", ErrApt, c.AptGet, c.Upgrade, err, msg)
+		return nil, nil, fmt.Errorf("%w: %s -s %s: %v: %s", ErrApt, c.AptGet, c.Upgrade, err, msg)
 	}
-	return parseSimulation(&stdout, c.security)
+	news := parseNew(stdout.Bytes())
+	ups, err := parseSimulation(&stdout, c.security)
+	return ups, news, err
+}
+
+// parseNew reads the packages apt-get -s would newly install (Inst lines
+// without an [installed version]): the new dependencies of the updates,
+// which a patch deployment must carry along.
+func parseNew(out []byte) []core.Package {
+	var news []core.Package
+	for _, line := range strings.Split(string(out), "\n") {
+		rest, ok := strings.CutPrefix(line, "Inst ")
+		if !ok {
+			continue
+		}
+		name, rest, _ := strings.Cut(rest, " ")
+		rest = strings.TrimSpace(rest)
+		if !strings.HasPrefix(rest, "(") || len(news) >= core.MaxScanUpdates {
+			continue
+		}
+		inner, _, _ := strings.Cut(rest[1:], ")")
+		ver, rel, _ := strings.Cut(inner, " ")
+		p := core.Package{Name: name, Version: ver}
+		if i := strings.LastIndex(rel, " ["); i >= 0 && strings.HasSuffix(rel, "]") {
+			p.Arch = rel[i+2 : len(rel)-1]
+		}
+		if n, a, ok := strings.Cut(name, ":"); ok {
+			p.Name = n
+			if p.Arch == "" {
+				p.Arch = a
+			}
+		}
+		if _, err := version.Parse(ver); err == nil && p.Name != "" && len(p.Name) <= 256 && len(ver) <= 256 && len(p.Arch) <= 256 {
+			news = append(news, p)
+		}
+	}
+	return news
 }
 
 // parseSimulation reads apt-get -s output: each upgrade is a line

@@ -117,7 +117,7 @@ func Scan(ctx context.Context, c Config) (*core.Inventory, error) {
 	lt, err := listsTime(c.listsDir())
 	if err == nil {
 		inv.ListsTime = lt
-		inv.Updates, err = c.simulate(ctx)
+		inv.Updates, inv.New, err = c.simulate(ctx)
 	}
 	if err != nil {
 		inv.Error = err.Error()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -322,5 +323,18 @@ func BenchmarkParseStatus2000(b *testing.B) {
 		if err != nil || len(inst) != 2000 {
 			b.Fatal(err, len(inst))
 		}
+	}
+}
+
+// TestParseNew: the packages a simulated upgrade newly installs (a new
+// dependency of an update) are kept with their candidate version; updates
+// and Conf lines are not.
+func TestParseNew(t *testing.T) {
+	t.Parallel()
+	out := "Inst libhello (1.1 Test:stable [all])\nInst hello [1.0] (1.1 Test:stable [all])\nInst libc6:amd64 (2.36-9 Debian:12/stable [amd64])\nConf libhello (1.1 Test:stable [all])\nInst bad (notaversion!)\n"
+	got := parseNew([]byte(out))
+	want := []core.Package{{Name: "libhello", Version: "1.1", Arch: "all"}, {Name: "libc6", Version: "2.36-9", Arch: "amd64"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("parseNew = %+v, want %+v", got, want)
 	}
 }
