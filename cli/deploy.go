@@ -21,7 +21,7 @@ func (a *app) deployCommand() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "sign an order for PACKAGE... to the targets and hand it to the mesh",
-				UsageText: "relaymesh deploy create PACKAGE... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade] [--force] [--dry-run]",
+				UsageText: "relaymesh deploy create PACKAGE...|--updates security|all|NAME[=VERSION]... --node ID|NAME --site S --tag T --os OS --all [--not-before T] [--window 'Sat 02:00-04:00'] [--expires 24h] [--priority N] [--bulk] [--reboot never|if-needed|always] [--timeout 10m] [--prefetch] [--allow-downgrade] [--force] [--dry-run]",
 				Flags: append(adminFlags(),
 					&cli.StringSliceFlag{Name: "node", Usage: "target node ID or name (repeatable)"},
 					&cli.StringSliceFlag{Name: "site", Usage: "target every node of a site (repeatable)"},
@@ -39,6 +39,7 @@ func (a *app) deployCommand() *cli.Command {
 					&cli.BoolFlag{Name: "allow-downgrade", Usage: "install over a newer version of the same package name (otherwise nodes refuse with ERR_DOWNGRADE)"},
 					&cli.BoolFlag{Name: "force", Usage: "install again on nodes that installed the packages before (otherwise they report ERR_ALREADY_SETUP)"},
 					&cli.BoolFlag{Name: "dry-run", Usage: "resolve the targets and check the order, print them, sign nothing"},
+					&cli.StringSliceFlag{Name: "updates", Usage: "a patch deployment instead of packages: security, all, or NAME[=VERSION] (repeatable; more names may follow as arguments), resolved from the targets' last scans; the coordinator mirrors the repository's verified files"},
 				),
 				Action: a.deployCreate,
 			},
@@ -127,11 +128,17 @@ func (a *app) deployCommand() *cli.Command {
 }
 
 func (a *app) deployCreate(c *cli.Context) error {
-	if c.NArg() == 0 {
-		return usageErrorf("deploy create: give at least one package ID (see 'relaymesh package list')")
+	var updates, pkgs []string
+	if c.IsSet("updates") {
+		updates = append(c.StringSlice("updates"), c.Args().Slice()...)
+	} else {
+		pkgs = c.Args().Slice()
+	}
+	if len(pkgs) == 0 && len(updates) == 0 {
+		return usageErrorf("deploy create: give at least one package ID (see 'relaymesh package list'), or --updates security|all|NAME[=VERSION]")
 	}
 	req := coordinator.DeployRequest{
-		Packages: c.Args().Slice(), Nodes: c.StringSlice("node"), Sites: c.StringSlice("site"),
+		Packages: pkgs, Updates: updates, Nodes: c.StringSlice("node"), Sites: c.StringSlice("site"),
 		Tags: c.StringSlice("tag"), OS: c.String("os"), All: c.Bool("all"),
 		NotBefore: c.String("not-before"), Window: c.String("window"), Expires: c.String("expires"),
 		Bulk: c.Bool("bulk"), Reboot: c.String("reboot"), Timeout: c.String("timeout"), Prefetch: c.Bool("prefetch"),

@@ -267,6 +267,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, ErrUpstream):
+		code = http.StatusBadGateway
 	}
 	writeJSON(w, code, apiError{err.Error()})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/relaymesh/relaymesh/coordinator/aptmirror"
 	"github.com/relaymesh/relaymesh/internal/units"
 	"github.com/relaymesh/relaymesh/p2p"
 )
@@ -67,6 +68,11 @@ type Config struct {
 	// minus not-before); deploy create refuses longer, and nodes enrolled
 	// with it refuse longer orders. 0 means DefaultMaxOrderLifetime.
 	MaxOrderLifetime time.Duration `yaml:"max_order_lifetime"`
+
+	// Apt holds the Debian repositories patch deployments install from
+	// (apt: repositories: [{url, suite, components, architectures,
+	// keyring}]): the coordinator mirrors their verified files.
+	Apt aptmirror.Config `yaml:"apt"`
 
 	Logger *slog.Logger     `yaml:"-"`
 	Now    func() time.Time `yaml:"-"`
@@ -167,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPackageBytes < 0 {
 		return bad("max_package_bytes %d: must be >= 0 (0 = 8 GiB)", c.MaxPackageBytes)
+	}
+	if err := c.Apt.Validate(); err != nil {
+		return bad("apt: %v", err)
 	}
 	if c.MaxOrderLifetime < 0 {
 		return bad("max_order_lifetime %s: must be >= 0 (0 = 168h)", c.MaxOrderLifetime)

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/relaymesh/relaymesh/cache"
+	"github.com/relaymesh/relaymesh/coordinator/aptmirror"
 	"github.com/relaymesh/relaymesh/core"
 	"github.com/relaymesh/relaymesh/p2p"
 	"golang.org/x/time/rate"
@@ -66,6 +67,7 @@ type Coordinator struct {
 	offload *offload
 	lists   memberLists
 	revLog  revokedLog
+	mirror  *aptmirror.Mirror
 
 	fleetVersions string    // the set noteVersionsLocked last saw; under st.mu
 	started       time.Time // when Start ran
@@ -96,6 +98,9 @@ func Open(cfg Config) (*Coordinator, error) {
 	}
 	dir := cfg.Dir
 	var err error
+	if c.mirror, err = aptmirror.New(cfg.Apt, filepath.Join(dir, "mirror")); err != nil {
+		return nil, err
+	}
 	if c.orderKey, err = core.ReadPrivateKey(filepath.Join(dir, FileOrderKey)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s: run 'relaymesh coordinator init --dir %s' first", ErrNotInitialised, dir, dir)

@@ -14,7 +14,11 @@ import (
 // DeployRequest asks for a deployment. Target selectors add up (--node,
 // --site, --tag, --all); OS then filters.
 type DeployRequest struct {
-	Packages  []string `json:"packages"`
+	Packages []string `json:"packages"`
+	// Updates makes a patch deployment (see patch.go): security, all,
+	// NAME or NAME=VERSION, resolved from the targets' latest scans into
+	// apt packages of the repositories' verified files.
+	Updates   []string `json:"updates,omitempty"`
 	Nodes     []string `json:"nodes,omitempty"` // IDs or names
 	Sites     []string `json:"sites,omitempty"`
 	Tags      []string `json:"tags,omitempty"`
@@ -46,6 +50,16 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 		return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, a...))
 	}
 	now := c.now().UTC().Truncate(time.Second)
+	if len(req.Updates) > 0 {
+		if len(req.Packages) > 0 || req.DryRun {
+			return nil, bad("give either packages or --updates, and --updates without --dry-run")
+		}
+		ids, err := c.patchPackages(req)
+		if err != nil {
+			return nil, err
+		}
+		req.Packages = ids
+	}
 	if len(req.Packages) == 0 {
 		return nil, bad("give at least one package")
 	}

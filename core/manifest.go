@@ -30,6 +30,11 @@ const (
 	ActionApt Action = "apt"
 )
 
+// AptUpgradeOnly is the file an apt package carries when its .debs are
+// upgrades: the node upgrades only what it has installed (apt-get
+// --only-upgrade), pulling in their new dependencies.
+const AptUpgradeOnly = "upgrade-only"
+
 // ManifestSchema is the manifest format version.
 const ManifestSchema = 1
 

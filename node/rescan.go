@@ -18,7 +18,7 @@ import (
 // deployment's .debs the node rescans, sends the scan report up (so the
 // coordinator's compliance follows at once) and says what the scan found
 // of the packages apt was to install.
-func (n *Node) aptCheck(ctx context.Context, want []runner.AptWant) (string, error) {
+func (n *Node) aptCheck(ctx context.Context, want []runner.AptWant, upgradeOnly bool) (string, error) {
 	inv, err := n.scanner()(ctx)
 	if err != nil {
 		return "", fmt.Errorf("rescan failed: %w", err)
@@ -36,12 +36,12 @@ func (n *Node) aptCheck(ctx context.Context, want []runner.AptWant) (string, err
 			n.log.Error("cannot store the rescan's report", "err", err)
 		}
 	}
-	return checkWanted(inv, want)
+	return checkWanted(inv, want, upgradeOnly)
 }
 
 // checkWanted says whether inv has each wanted package at its version or
 // later, with the updates the scan still lists.
-func checkWanted(inv *core.Inventory, want []runner.AptWant) (string, error) {
+func checkWanted(inv *core.Inventory, want []runner.AptWant, upgradeOnly bool) (string, error) {
 	have := make(map[string]string, len(inv.Installed))
 	for _, p := range inv.Installed {
 		have[p.Name] = p.Version
@@ -61,6 +61,8 @@ func checkWanted(inv *core.Inventory, want []runner.AptWant) (string, error) {
 			}
 		}
 		switch {
+		case !found && upgradeOnly:
+			continue // not installed here: nothing to upgrade
 		case !found:
 			missing = append(missing, w.Name+" is not installed")
 		case newer(w.Version, v):
@@ -78,6 +80,9 @@ func checkWanted(inv *core.Inventory, want []runner.AptWant) (string, error) {
 	}
 	if len(missing) > 0 {
 		return "", errors.New(strings.Join(missing, "; ") + "; " + left)
+	}
+	if len(ok) == 0 {
+		return "rescan: none of these packages is installed here, nothing to upgrade; " + left, nil
 	}
 	return "rescan: " + strings.Join(ok, ", ") + " installed; " + left, nil
 }

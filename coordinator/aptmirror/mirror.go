@@ -154,6 +154,9 @@ func New(cfg Config, cacheDir string) (*Mirror, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
+	if len(cfg.Repositories) == 0 {
+		cacheDir = ""
+	}
 	if cacheDir != "" {
 		if err := os.MkdirAll(cacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("%w: cache dir %s: %w", ErrConfig, cacheDir, err)

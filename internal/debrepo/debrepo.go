@@ -6,7 +6,9 @@
 package debrepo
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,9 @@ type Pkg struct {
 	Depends       string // the Depends field, if any
 	// Postinst, when set, is the package's postinst maintainer script.
 	Postinst string
+	// Payload, when set, adds a file of that many pseudo-random
+	// (incompressible, but the same for the same package) bytes.
+	Payload int
 }
 
 // Suite is one repository (a flat one: "deb file:DIR ./").
@@ -97,6 +102,13 @@ func BuildDeb(t testing.TB, dir string, p Pkg) string {
 	}
 	if err := os.WriteFile(filepath.Join(src, "usr/share/doc", p.Name, "README"), []byte(p.Name+" "+p.Version+"\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if p.Payload > 0 {
+		b := make([]byte, p.Payload)
+		_, _ = rand.NewChaCha8(sha256.Sum256([]byte(p.Name + "_" + p.Version))).Read(b)
+		if err := os.WriteFile(filepath.Join(src, "usr/share/doc", p.Name, "payload"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, strings.ReplaceAll(p.Version, ":", "%3a"), arch))
 	run(t, dir, "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src, out)

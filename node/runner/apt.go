@@ -82,7 +82,13 @@ func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspa
 		res.State, res.Detail = core.ErrTimeout, fmt.Sprintf("order timeout %v used up before apt started", o.req.Timeout)
 		return res
 	}
-	argv := append(slices.Clone(r.cfg.AptInstall), args...)
+	argv := slices.Clone(r.cfg.AptInstall)
+	_, err = os.Stat(filepath.Join(ws.dir, core.AptUpgradeOnly))
+	upgrade := err == nil
+	if upgrade {
+		argv = append(argv, "--only-upgrade")
+	}
+	argv = append(argv, args...)
 	run := runCommand(ctx, argv, ws.dir, r.debEnv(o, &p, ws.dir), timeout, r.started(o, p, ws))
 	res.State, res.ExitCode, res.Detail = classifyRun(run, timeout, source)
 	res.Output = core.Tail(run.Output, core.MaxOutputTail)
@@ -98,7 +104,7 @@ func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspa
 		res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited %d installing %s: %s", argv[0], res.ExitCode, strings.Join(names, ", "), last)
 	}
 	if r.cfg.AptCheck != nil && (res.State == core.StateSuccess || res.State == core.ErrExecute) {
-		found, err := r.cfg.AptCheck(ctx, want)
+		found, err := r.cfg.AptCheck(ctx, want, upgrade)
 		switch {
 		case err != nil && res.State == core.StateSuccess:
 			res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited 0, but the rescan says: %v", argv[0], err)

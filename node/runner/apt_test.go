@@ -79,7 +79,7 @@ func newAptFixture(t *testing.T) *aptFixture {
 		c.AptInstall = append([]string{"apt-get"}, c.AptInstall...)
 		c.AptLists = r.Lists
 		c.AptArchives = filepath.Join(r.Dir, "var/cache/apt/archives")
-		c.AptCheck = func(ctx context.Context, w []AptWant) (string, error) { return af.check(ctx, w) }
+		c.AptCheck = func(ctx context.Context, w []AptWant, _ bool) (string, error) { return af.check(ctx, w) }
 	})
 	af.check = func(_ context.Context, w []AptWant) (string, error) {
 		var missing []string

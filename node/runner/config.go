@@ -63,8 +63,9 @@ type Config struct {
 	AptArchives string
 	// AptCheck, when set, runs after apt installed an apt package's .debs
 	// (the node rescans): it returns what it found, or an error when a
-	// wanted package is not installed at its version.
-	AptCheck func(ctx context.Context, want []AptWant) (string, error)
+	// wanted package is not installed at its version (with upgradeOnly,
+	// a package not installed at all is fine: it was not there to upgrade).
+	AptCheck func(ctx context.Context, want []AptWant, upgradeOnly bool) (string, error)
 	// Started, when set, is called once each install or uninstall command
 	// runs, before it is waited for, with its order, package, temp dir
 	// ("" for none) and process group ID. The node records these durably
