@@ -103,6 +103,8 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 			return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(msg, "coordinator: conflict: "))
 		case http.StatusBadRequest:
 			return fmt.Errorf("%w: %s", ErrBadRequest, strings.TrimPrefix(msg, "coordinator: bad request: "))
+		case http.StatusBadGateway:
+			return fmt.Errorf("%w: %s", ErrUpstream, strings.TrimPrefix(msg, "coordinator: repository: "))
 		}
 		return fmt.Errorf("coordinator: %s: %s", resp.Status, msg)
 	}

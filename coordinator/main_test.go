@@ -84,13 +84,16 @@ func checkErr(t testing.TB, err, want error, contains ...string) {
 // harness is one coordinator in a directory, started on loopback with an
 // injected clock, and an admin API client.
 type harness struct {
-	t   testing.TB
-	dir string
-	clk *fakeClock
-	c   *Coordinator
-	cl  *Client
-	ctx context.Context
-	log *slog.Logger
+	// mutate, when set, changes the config before Open (set it and call
+	// start on a harness made with &harness{…}: see newHarnessWith).
+	mutate func(*Config)
+	t      testing.TB
+	dir    string
+	clk    *fakeClock
+	c      *Coordinator
+	cl     *Client
+	ctx    context.Context
+	log    *slog.Logger
 }
 
 func newHarness(t testing.TB) *harness {
@@ -111,10 +114,25 @@ func newHarnessLog(t testing.TB, log *slog.Logger) *harness {
 	return h
 }
 
+// newHarnessWith is newHarness whose config mutate changes.
+func newHarnessWith(t testing.TB, mutate func(*Config)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := Init(dir); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	h := &harness{t: t, dir: dir, clk: newFakeClock(), ctx: testCtx(t), log: testLogger(t), mutate: mutate}
+	h.start()
+	return h
+}
+
 func (h *harness) config() Config {
 	cfg := TestConfig(h.dir)
 	cfg.Now = h.clk.Now
 	cfg.Logger = h.log
+	if h.mutate != nil {
+		h.mutate(&cfg)
+	}
 	return cfg
 }
 
