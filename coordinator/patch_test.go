@@ -207,3 +207,34 @@ func TestPatchDeploymentBadInput(t *testing.T) {
 		t.Errorf("%d deployments recorded, want only a1's", n)
 	}
 }
+
+// TestLoadConfigApt: the repositories come from config.yaml's apt:
+// section; one without a keyring is refused naming the field.
+func TestLoadConfigApt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "debian.gpg")
+	if err := os.WriteFile(key, []byte("key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(dir, FileConfig), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("apt:\n  repositories:\n    - url: http://deb.debian.org/debian-security\n      suite: bookworm-security\n      components: [main]\n      keyring: " + key + "\n  timeout: 2m\n")
+	c, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Apt.Repositories; len(r) != 1 || r[0].Suite != "bookworm-security" || r[0].Components[0] != "main" || c.Apt.Timeout != 2*60e9 {
+		t.Fatalf("apt config %+v", c.Apt)
+	}
+	write("apt:\n  repositories:\n    - url: http://deb.debian.org/debian-security\n      suite: bookworm-security\n      components: [main]\n")
+	if _, err := LoadConfig(dir); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "keyring: required") {
+		t.Fatalf("no keyring: %v", err)
+	}
+}
