@@ -1,8 +1,12 @@
 package runner
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +64,13 @@ func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspa
 	// fetching anything else.
 	if r.cfg.AptArchives == "" {
 		res.State, res.Detail = core.ErrExecute, "apt package: this node has no apt archives dir (scan: apt_root in config.yaml)"
+		return res
+	}
+	// apt does not hash a .deb it finds in its archives (a file of the
+	// right size passes): check each against the SHA256 the indexes in
+	// the lists dir give, which came signed with the order.
+	if err := r.checkDebs(debs, want); err != nil {
+		res.State, res.Detail = core.ErrBadDigestSt, err.Error()
 		return res
 	}
 	var placedDebs, args []string
@@ -189,4 +200,95 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// checkDebs checks each .deb against the SHA256 the package indexes in
+// the apt lists dir list for its name, version and architecture.
+func (r *Runner) checkDebs(debs []string, want []AptWant) error {
+	sums := map[string][]string{} // name_version_arch -> SHA256s listed
+	key := func(n, v, a string) string { return n + "_" + v + "_" + a }
+	for _, w := range want {
+		sums[key(w.Name, w.Version, w.Arch)] = nil
+	}
+	idx, _ := filepath.Glob(filepath.Join(r.cfg.AptLists, "*_Packages"))
+	for _, f := range idx {
+		if err := scanIndex(f, func(n, v, a, sum string) {
+			if l, ok := sums[key(n, v, a)]; ok {
+				sums[key(n, v, a)] = append(l, sum)
+			}
+		}); err != nil {
+			return fmt.Errorf("apt package: reading index %s: %w", f, err)
+		}
+	}
+	for i, f := range debs {
+		w := want[i]
+		listed := sums[key(w.Name, w.Version, w.Arch)]
+		if len(listed) == 0 {
+			return fmt.Errorf("apt package: %s %s (%s) is in no package index in %s: deploy the repository's indexes with it (deploy create --updates)", w.Name, w.Version, w.Arch, r.cfg.AptLists)
+		}
+		got, err := fileSHA256(f)
+		if err != nil {
+			return fmt.Errorf("apt package: %s: %w", filepath.Base(f), err)
+		}
+		if !slices.Contains(listed, got) {
+			return fmt.Errorf("apt package: %s %s: the .deb's SHA256 %s is not the one the repository index lists (%s); nothing installed", w.Name, w.Version, got, strings.Join(listed, ", "))
+		}
+	}
+	return nil
+}
+
+// scanIndex calls fn with the Package, Version, Architecture and SHA256
+// of each paragraph of a Packages file.
+func scanIndex(path string, fn func(name, version, arch, sum string)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	var n, v, a, sum string
+	flush := func() {
+		if n != "" && sum != "" {
+			fn(n, v, a, strings.ToLower(sum))
+		}
+		n, v, a, sum = "", "", "", ""
+	}
+	for sc.Scan() {
+		l := sc.Text()
+		if l == "" {
+			flush()
+			continue
+		}
+		k, val, ok := strings.Cut(l, ":")
+		if !ok || l[0] == ' ' {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		switch k {
+		case "Package":
+			n = val
+		case "Version":
+			v = val
+		case "Architecture":
+			a = val
+		case "SHA256":
+			sum = val
+		}
+	}
+	flush()
+	return sc.Err()
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -168,3 +168,23 @@ func TestAptPackageFailures(t *testing.T) {
 	}
 
 }
+
+// TestAptPackageDebNotInIndex: a .deb in an apt package whose bytes are
+// not the ones the indexes list (one byte changed, same size) is refused
+// before apt runs (apt itself takes a cached .deb of the right size
+// without hashing it), and nothing is installed.
+func TestAptPackageDebNotInIndex(t *testing.T) {
+	af := newAptFixture(t)
+	b := []byte(af.deb("openssl").body)
+	b[len(b)-1] ^= 1
+	lists := af.pkg("apt-lists", "20261202", af.lists...)
+	forged := af.pkg("openssl", "1.1", file{name: "debs/openssl_1.1_all.deb", body: string(b)})
+	got := af.install(t.Context(), Request{OrderID: "apt-4", Packages: []Package{lists, forged}})
+	assertStates(t, got.results, core.StateSuccess, core.ErrBadDigestSt)
+	if v := debrepo.Installed(t, af.root.Dir, "openssl"); v != "1.0" {
+		t.Errorf("openssl at %q, want 1.0 still", v)
+	}
+	if d := got.results[1].Detail; !strings.Contains(d, "openssl 1.1: the .deb's SHA256") || !strings.Contains(d, "is not the one the repository index lists") {
+		t.Errorf("detail %q", d)
+	}
+}
