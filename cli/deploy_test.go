@@ -337,3 +337,18 @@ func TestDeployShowExitColumn(t *testing.T) {
 		}
 	}
 }
+
+// deploy create --updates reaches the coordinator as a patch deployment
+// (this one has no repositories configured, and says what to set); with
+// neither packages nor --updates the command says both forms.
+func TestDeployUpdatesFlag(t *testing.T) {
+	t.Parallel()
+	c := startCoord(t)
+	c.fleet()
+	mustFailOneLine(t, run(t, append([]string{"deploy", "create", "--all", "--updates", "security"}, c.admin...)...), "apt: repositories:")
+	mustFailOneLine(t, run(t, append([]string{"deploy", "create", "--all", "--updates", "hello", "openssl=1.1"}, c.admin...)...), "apt: repositories:")
+	mustFailOneLine(t, run(t, append([]string{"deploy", "create", "--all"}, c.admin...)...), "or --updates security|all|NAME[=VERSION]")
+	if len(c.deployments()) != 0 {
+		t.Errorf("%d deployments recorded", len(c.deployments()))
+	}
+}
