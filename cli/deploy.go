@@ -71,6 +71,7 @@ func (a *app) deployCommand() *cli.Command {
 				Flags: append(adminFlags(),
 					&cli.BoolFlag{Name: "watch", Usage: "refresh until the deployment is done"},
 					&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "refresh interval with --watch"},
+					&cli.BoolFlag{Name: "archived", Usage: "also list the rows deploy validate cleared"},
 				),
 				Action: a.deployShow,
 			},
@@ -213,7 +214,11 @@ func (a *app) deployShow(c *cli.Context) error {
 	}
 	id := c.Args().First()
 	for {
-		d, err := cl.Deployment(c.Context, id)
+		get := cl.Deployment
+		if c.Bool("archived") {
+			get = cl.DeploymentArchive
+		}
+		d, err := get(c.Context, id)
 		if err != nil {
 			return apiErr("deploy show", err)
 		}
@@ -268,20 +273,42 @@ func writeDeployment(out io.Writer, d *coordinator.DeploymentView) {
 	for _, st := range states {
 		parts = append(parts, fmt.Sprintf("%s %d", st, d.Counts[core.State(st)]))
 	}
-	fmt.Fprintf(out, "status: %s\n\n", strings.Join(parts, ", "))
+	fmt.Fprintf(out, "status: %s\n", strings.Join(parts, ", "))
+	progress := "elapsed " + seconds(d.ElapsedS)
+	if d.BytesTotal > 0 {
+		progress = fmt.Sprintf("%s of %s fetched (%d%%), %s", humanBytes(d.BytesFetched), humanBytes(d.BytesTotal),
+			min(100, d.BytesFetched*100/d.BytesTotal), progress)
+	}
+	fmt.Fprintf(out, "progress: %s\n\n", progress)
 	w := newTable(out)
 	fmt.Fprintln(w, "SITE\tTOTAL\tSUCCESS\tFAILED\tPENDING")
 	for _, s := range d.Sites {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", s.Site, s.Total, s.Success, s.Failed, s.Pending)
 	}
 	w.Flush()
-	if len(d.Nodes) == 0 {
-		return
+	if len(d.Nodes) > 0 {
+		fmt.Fprintln(out)
+		writeRows(out, d.Nodes)
 	}
-	fmt.Fprintln(out)
-	w = newTable(out)
-	fmt.Fprintln(w, "SITE\tNODE\tSTATE\tEXIT\tFETCHED\tUPDATED\tDETAIL")
-	for _, r := range d.Nodes {
+	if len(d.Archived) > 0 {
+		fmt.Fprintf(out, "\narchived by deploy validate (%d):\n", len(d.Archived))
+		writeRows(out, d.Archived)
+	}
+}
+
+// seconds renders a count of seconds as a duration, "1m20s"; "-" for 0.
+func seconds(s float64) string {
+	if s <= 0 {
+		return "-"
+	}
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+// writeRows prints per-node rows.
+func writeRows(out io.Writer, rows []coordinator.RowView) {
+	w := newTable(out)
+	fmt.Fprintln(w, "SITE\tNODE\tSTATE\tEXIT\tTIME\tFETCHED\tUPDATED\tDETAIL")
+	for _, r := range rows {
 		state := string(r.State)
 		exit := "-"
 		switch {
@@ -297,7 +324,7 @@ func writeDeployment(out io.Writer, d *coordinator.DeploymentView) {
 		if len(detail) > 60 {
 			detail = detail[:57] + "..."
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, state, exit, humanBytes(r.BytesFetched), r.Updated.Local().Format("15:04:05"), detail)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, state, exit, seconds(r.DurationS), humanBytes(r.BytesFetched), r.Updated.Local().Format("15:04:05"), detail)
 	}
 	w.Flush()
 }

@@ -352,3 +352,54 @@ func TestDeployUpdatesFlag(t *testing.T) {
 		t.Errorf("%d deployments recorded", len(c.deployments()))
 	}
 }
+
+// deploy show prints the elapsed time and bytes progress, each row's
+// duration, and with --archived the rows deploy validate cleared.
+func TestDeployShowProgressAndArchive(t *testing.T) {
+	t.Parallel()
+	v := &coordinator.DeploymentView{ID: "d-1", State: coordinator.DeployRunning, Counts: map[core.State]int{core.StateDownloading: 1},
+		ElapsedS: 80, BytesFetched: 12 << 20, BytesTotal: 48 << 20,
+		Nodes:    []coordinator.RowView{{Row: coordinator.Row{Node: "n1", State: core.StateDownloading}, Name: "n1", Site: "s", DurationS: 75.4}},
+		Archived: []coordinator.RowView{{Row: coordinator.Row{Node: "n0", State: core.StateSuccess, Validated: true}, Name: "n0", Site: "s", DurationS: 20}}}
+	var b strings.Builder
+	writeDeployment(&b, v)
+	for _, want := range []string{"progress: 12.0 MiB of 48.0 MiB fetched (25%), elapsed 1m20s", "TIME",
+		"archived by deploy validate (1):"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("deploy show lacks %q:\n%s", want, b.String())
+		}
+	}
+	for name, want := range map[string]string{"n1": "1m15s", "n0": "20s"} {
+		found := false
+		for _, l := range strings.Split(b.String(), "\n") {
+			if f := strings.Fields(l); len(f) >= 5 && f[1] == name {
+				found = f[4] == want
+			}
+		}
+		if !found {
+			t.Errorf("row %s: want TIME %s\n%s", name, want, b.String())
+		}
+	}
+
+	// Against a coordinator: --archived asks for the archived rows.
+	c := startCoord(t)
+	c.fleet()
+	pkg := c.publish("tool")
+	r := run(t, append([]string{"deploy", "create", "--json", "--node", "lyon-1", pkg}, c.admin...)...)
+	mustSucceed(t, r)
+	var d coordinator.DeploymentView
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, run(t, append([]string{"deploy", "validate", "--all"}, append(c.admin, d.ID)...)...))
+	r = run(t, append([]string{"deploy", "show"}, append(c.admin, d.ID)...)...)
+	mustSucceed(t, r)
+	if strings.Contains(r.stdout, "lyon-1") {
+		t.Errorf("deploy show lists the cleared row:\n%s", r.stdout)
+	}
+	r = run(t, append([]string{"deploy", "show", "--archived"}, append(c.admin, d.ID)...)...)
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "archived by deploy validate (1):") || !strings.Contains(r.stdout, "lyon-1") {
+		t.Errorf("deploy show --archived does not list lyon-1:\n%s", r.stdout)
+	}
+}

@@ -107,6 +107,10 @@ func (c *Coordinator) apiHandler() http.Handler {
 		writeJSON(w, http.StatusOK, c.Deployments())
 	})
 	mux.HandleFunc("GET /v1/deployments/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("archived") == "true" {
+			responder{w, http.StatusOK}.send(c.DeploymentArchive(r.PathValue("id")))
+			return
+		}
 		responder{w, http.StatusOK}.send(c.Deployment(r.PathValue("id")))
 	})
 	mux.HandleFunc("POST /v1/deployments/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {

@@ -209,6 +209,12 @@ func (c *Client) Deployment(ctx context.Context, id string) (*DeploymentView, er
 	return &out, c.doJSON(ctx, "GET", "/v1/deployments/"+url.PathEscape(id), nil, &out)
 }
 
+// DeploymentArchive is Deployment with the rows deploy validate cleared.
+func (c *Client) DeploymentArchive(ctx context.Context, id string) (*DeploymentView, error) {
+	var out DeploymentView
+	return &out, c.doJSON(ctx, "GET", "/v1/deployments/"+url.PathEscape(id)+"?archived=true", nil, &out)
+}
+
 // CancelDeployment cancels a deployment.
 func (c *Client) CancelDeployment(ctx context.Context, id string) (*DeploymentView, error) {
 	var out DeploymentView

@@ -356,6 +356,9 @@ func (c *Coordinator) CancelDeployment(id string, force bool) (*DeploymentView, 
 
 // ValidateDeployment clears rows as OCS does: SUCCESS rows, and with all
 // also the nodes never notified, which are unaffected (not sent the order).
+// Cleared rows are archived, not erased: they leave the counts but stay
+// readable (DeploymentArchive, deploy show --archived) with the time they
+// were validated.
 func (c *Coordinator) ValidateDeployment(id string, all bool) (int, error) {
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
@@ -367,18 +370,21 @@ func (c *Coordinator) ValidateDeployment(id string, all bool) (int, error) {
 	d2 := *d
 	d2.Unaffected = slices.Clone(d.Unaffected)
 	cleared := 0
-	remove := map[string]bool{}
+	remove := map[string]*Row{}
+	now := c.now().UTC()
 	for node, r := range c.st.rows[id] {
 		switch {
 		case r.State.Installed() && !r.Validated:
 			cp := *r
-			cp.Validated = true
+			cp.Validated, cp.ValidatedAt = true, now
 			pairs = append(pairs, jsonPair(rowKey(id, node), &cp))
 			cleared++
 		case all && r.State == core.StateWaiting:
 			d2.Unaffected = append(d2.Unaffected, node)
-			remove[node] = true
-			pairs = append(pairs, kvPair{key: rowKey(id, node)})
+			cp := *r
+			cp.Validated, cp.ValidatedAt = true, now
+			remove[node] = &cp
+			pairs = append(pairs, kvPair{key: rowKey(id, node)}, jsonPair(archiveKey(id, node), &cp))
 			cleared++
 		}
 	}
@@ -388,11 +394,12 @@ func (c *Coordinator) ValidateDeployment(id string, all bool) (int, error) {
 	}
 	c.st.deps[id] = &d2
 	for node, r := range c.st.rows[id] {
-		if remove[node] {
+		if a := remove[node]; a != nil {
 			delete(c.st.rows[id], node)
+			c.st.archiveLocked(id, a)
 		} else if r.State.Installed() && !r.Validated {
 			cp := *r
-			cp.Validated = true
+			cp.Validated, cp.ValidatedAt = true, now
 			c.st.rows[id][node] = &cp
 		}
 	}

@@ -265,6 +265,9 @@ func (c *Coordinator) verifyOne(e *core.Envelope) checked {
 // latest (by node sequence) only fill in package results.
 func applyReport(row *Row, s *core.Status, d *Deployment, now time.Time) {
 	row.LastReport = now
+	if s.State != core.StateWaiting && !s.Time.IsZero() && (row.Started.IsZero() || s.Time.Before(row.Started)) {
+		row.Started = s.Time
+	}
 	if s.BytesFetched > row.BytesFetched {
 		row.BytesFetched = s.BytesFetched
 	}
@@ -286,6 +289,12 @@ func applyReport(row *Row, s *core.Status, d *Deployment, now time.Time) {
 	// A package's final state is not the order's while others remain.
 	if s.Package != "" && d != nil && len(d.Packages) > 1 {
 		row.State, row.ExitCode = summarise(row.Packages, d.Packages)
+	}
+	switch {
+	case !row.State.Final():
+		row.Finished = time.Time{}
+	case row.Finished.IsZero():
+		row.Finished = s.Time
 	}
 }
 

@@ -95,6 +95,13 @@ type Row struct {
 	Packages     map[string]PackageRow `json:"packages,omitempty"`
 	Validated    bool                  `json:"validated,omitempty"`
 	NoFeedback   bool                  `json:"no_feedback,omitempty"`
+	// Started is the node's time of its first report past
+	// WAITING_NOTIFICATION, Finished that of the report that made the row
+	// final (both on the node's clock, so their difference is free of clock
+	// skew); ValidatedAt is when deploy validate archived the row.
+	Started     time.Time `json:"started,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+	ValidatedAt time.Time `json:"validated_at,omitzero"`
 }
 
 // PackageRow is a node's final result for one package of an order.

@@ -24,6 +24,7 @@ const (
 	keyPackage = "p/" // p/<package id> → PackageRecord
 	keyDeploy  = "d/" // d/<deployment id> → Deployment
 	keyRow     = "r/" // r/<deployment id>/<node id> → Row
+	keyArchive = "a/" // a/<deployment id>/<node id> → Row that deploy validate --all took out of the deployment
 	keySeq     = "meta/order-seq"
 	keyMembers = "meta/members-version"
 )
@@ -43,6 +44,7 @@ type state struct {
 	packages map[string]*PackageRecord
 	deps     map[string]*Deployment
 	rows     map[string]map[string]*Row // deployment → node → row
+	archived map[string]map[string]*Row // deployment → node → row validate --all took out (readable, never counted)
 	scans    map[string]*ScanRecord     // node → latest scan (without the inventory list)
 	revoked  map[string]*RevokedNode    // node → its revocation (lifecycle.go)
 	seq      uint64
@@ -76,6 +78,16 @@ func jsonPair(key string, v any) kvPair {
 }
 
 func rowKey(dep, node string) string { return keyRow + dep + "/" + node }
+
+func archiveKey(dep, node string) string { return keyArchive + dep + "/" + node }
+
+// archiveLocked keeps r among dep's archived rows (in memory).
+func (s *state) archiveLocked(dep string, r *Row) {
+	if s.archived[dep] == nil {
+		s.archived[dep] = map[string]*Row{}
+	}
+	s.archived[dep][r.Node] = r
+}
 
 // write stores pairs durably, in as few transactions as the size limit allows.
 func (s *state) write(pairs ...kvPair) error {
@@ -117,6 +129,7 @@ func loadState(kv cache.KV) (*state, error) {
 		packages: map[string]*PackageRecord{},
 		deps:     map[string]*Deployment{},
 		rows:     map[string]map[string]*Row{},
+		archived: map[string]map[string]*Row{},
 		siteKeys: map[string][][]byte{},
 		scans:    map[string]*ScanRecord{},
 		revoked:  map[string]*RevokedNode{},
@@ -214,6 +227,20 @@ func loadState(kv cache.KV) (*state, error) {
 		}
 		if rows := s.rows[dep]; rows != nil {
 			rows[r.Node] = &r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = scan(keyArchive, func(key string, v []byte) error {
+		dep, _, _ := strings.Cut(strings.TrimPrefix(key, keyArchive), "/")
+		var r Row
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if s.deps[dep] != nil {
+			s.archiveLocked(dep, &r)
 		}
 		return nil
 	})

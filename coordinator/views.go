@@ -26,8 +26,19 @@ type DeploymentView struct {
 	Targets   int                `json:"targets"`
 	Counts    map[core.State]int `json:"counts"`
 	Validated int                `json:"validated,omitempty"`
-	Sites     []SiteCount        `json:"sites"`
-	Nodes     []RowView          `json:"nodes,omitempty"`
+	// ElapsedS is the seconds since the deployment began (created, or its
+	// not-before if later): until now while it runs, until the last report
+	// once it is done.
+	ElapsedS float64 `json:"elapsed_s"`
+	// BytesFetched is what the targets fetched so far of BytesTotal, the
+	// packages' archive sizes times the targets.
+	BytesFetched int64       `json:"bytes_fetched"`
+	BytesTotal   int64       `json:"bytes_total"`
+	Sites        []SiteCount `json:"sites"`
+	Nodes        []RowView   `json:"nodes,omitempty"`
+	// Archived are the rows deploy validate cleared, oldest node name
+	// first; set only when asked (DeploymentArchive).
+	Archived []RowView `json:"archived,omitempty"`
 	// Resolved lists the target nodes; set in the answer to a create
 	// (and a dry run).
 	Resolved []TargetView `json:"resolved,omitempty"`
@@ -49,6 +60,30 @@ type RowView struct {
 	Row
 	Name string `json:"name"`
 	Site string `json:"site"`
+	// DurationS is the seconds from the node's first report past
+	// WAITING_NOTIFICATION to its final one, or, while it works, to now.
+	DurationS float64 `json:"duration_s,omitempty"`
+}
+
+// rowView renders r with its node's name and site and its duration.
+func (c *Coordinator) rowViewLocked(r *Row, now time.Time) RowView {
+	v := RowView{Row: *r, Site: "?"}
+	if n := c.st.nodes[r.Node]; n != nil {
+		v.Site, v.Name = n.Site, n.Name
+	}
+	if !r.Started.IsZero() {
+		end := now
+		switch {
+		case !r.Finished.IsZero():
+			end = r.Finished
+		case r.State.Final(): // made final by the coordinator (no feedback, cancel)
+			end = r.Updated
+		}
+		if d := end.Sub(r.Started); d > 0 {
+			v.DurationS = d.Round(time.Millisecond).Seconds()
+		}
+	}
+	return v
 }
 
 func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
@@ -58,18 +93,30 @@ func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
 		Counts: map[core.State]int{},
 	}
 	v.Done = v.State == DeployCompleted || v.State == DeployIncomplete && allFinal(c.st.rows[d.ID]) || v.State == DeployCancelled
+	now := c.now().UTC()
+	var size int64
+	for _, p := range d.Packages {
+		if rec := c.st.packages[p]; rec != nil && rec.Manifest != nil {
+			size += rec.Manifest.Size
+		}
+	}
+	var lastReport time.Time
 	sites := map[string]*SiteCount{}
 	for node, r := range c.st.rows[d.ID] {
 		v.Targets++
+		v.BytesFetched += r.BytesFetched
+		v.BytesTotal += size
+		if r.LastReport.After(lastReport) {
+			lastReport = r.LastReport
+		}
 		if r.Validated {
 			v.Validated++
 			continue
 		}
 		v.Counts[r.State]++
 		site := "?"
-		name := ""
 		if n := c.st.nodes[node]; n != nil {
-			site, name = n.Site, n.Name
+			site = n.Site
 		}
 		sc := sites[site]
 		if sc == nil {
@@ -86,8 +133,18 @@ func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
 			sc.Pending++
 		}
 		if detail {
-			v.Nodes = append(v.Nodes, RowView{Row: *r, Name: name, Site: site})
+			v.Nodes = append(v.Nodes, c.rowViewLocked(r, now))
 		}
+	}
+	start, end := d.Created, now
+	if d.NotBefore.After(start) {
+		start = d.NotBefore
+	}
+	if v.Done && !lastReport.IsZero() {
+		end = lastReport
+	}
+	if e := end.Sub(start); e > 0 {
+		v.ElapsedS = e.Round(time.Millisecond).Seconds()
 	}
 	for _, sc := range sites {
 		v.Sites = append(v.Sites, *sc)
@@ -117,6 +174,30 @@ func (c *Coordinator) Deployment(id string) (*DeploymentView, error) {
 		return nil, fmt.Errorf("%w: deployment %s", ErrNotFound, id)
 	}
 	return c.viewLocked(d, true), nil
+}
+
+// DeploymentArchive is Deployment with the rows deploy validate cleared.
+func (c *Coordinator) DeploymentArchive(id string) (*DeploymentView, error) {
+	c.st.mu.RLock()
+	defer c.st.mu.RUnlock()
+	d := c.st.deps[id]
+	if d == nil {
+		return nil, fmt.Errorf("%w: deployment %s", ErrNotFound, id)
+	}
+	v := c.viewLocked(d, true)
+	now := c.now().UTC()
+	for _, r := range c.st.rows[id] {
+		if r.Validated {
+			v.Archived = append(v.Archived, c.rowViewLocked(r, now))
+		}
+	}
+	for _, r := range c.st.archived[id] {
+		v.Archived = append(v.Archived, c.rowViewLocked(r, now))
+	}
+	slices.SortFunc(v.Archived, func(a, b RowView) int {
+		return strings.Compare(a.Site+"\x00"+a.Name+"\x00"+a.Node, b.Site+"\x00"+b.Name+"\x00"+b.Node)
+	})
+	return v, nil
 }
 
 // Deployments lists deployments, newest first, without per-node rows.
