@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/relaymesh/relaymesh/core"
@@ -186,5 +187,35 @@ func TestAptPackageDebNotInIndex(t *testing.T) {
 	}
 	if d := got.results[1].Detail; !strings.Contains(d, "openssl 1.1: the .deb's SHA256") || !strings.Contains(d, "is not the one the repository index lists") {
 		t.Errorf("detail %q", d)
+	}
+}
+
+// TestAptPackageDpkgLockBound: apt waits for the dpkg lock at most
+// DPkg::Lock::Timeout; a lock held longer is ERR_EXECUTE saying so, and
+// nothing is installed.
+func TestAptPackageDpkgLockBound(t *testing.T) {
+	af := newAptFixture(t)
+	r := af.root
+	// This apt takes the locks (in the private root: its admin dir).
+	af.r.cfg.AptInstall = []string{"apt-get", "-q", "-o", "Dir=" + r.Dir, "-o", "Dir::State::status=" + filepath.Join(r.Admindir, "status"),
+		"-o", "DPkg::Options::=--root=" + r.Dir, "-o", "DPkg::Options::=--admindir=" + r.Admindir, "-o", "DPkg::Lock::Timeout=1",
+		"install", "-y", "--no-download"}
+	f, err := os.OpenFile(filepath.Join(r.Admindir, "lock-frontend"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}); err != nil {
+		t.Fatal(err)
+	}
+	lists := af.pkg("apt-lists", "20261202", af.lists...)
+	openssl := af.pkg("openssl", "1.1", af.deb("openssl"))
+	got := af.install(t.Context(), Request{OrderID: "apt-5", Packages: []Package{lists, openssl}})
+	assertStates(t, got.results, core.StateSuccess, core.ErrExecute)
+	if d := got.results[1].Detail; !strings.Contains(d, "the dpkg lock stayed held by another process beyond the bound") {
+		t.Errorf("detail %q (output %s)", d, got.results[1].Output)
+	}
+	if v := debrepo.Installed(t, r.Dir, "openssl"); v != "1.0" {
+		t.Errorf("openssl at %q", v)
 	}
 }
