@@ -219,3 +219,22 @@ func TestAptPackageDpkgLockBound(t *testing.T) {
 		t.Errorf("openssl at %q", v)
 	}
 }
+
+// TestAptPackageAppliedAgain: an apt package installed by an earlier
+// order is applied again (not ERR_ALREADY_SETUP): the host's apt-get
+// update may have replaced the lists it placed.
+func TestAptPackageAppliedAgain(t *testing.T) {
+	af := newAptFixture(t)
+	lists := af.pkg("apt-lists", "20261202", af.lists...)
+	got := af.install(t.Context(), Request{OrderID: "apt-6", Packages: []Package{lists}})
+	assertStates(t, got.results, core.StateSuccess)
+	placed := filepath.Join(af.root.Lists, strings.TrimPrefix(af.lists[0].name, "lists/"))
+	if err := os.Remove(placed); err != nil {
+		t.Fatal(err)
+	}
+	got = af.install(t.Context(), Request{OrderID: "apt-7", Packages: []Package{lists}})
+	assertStates(t, got.results, core.StateSuccess)
+	if _, err := os.Stat(placed); err != nil {
+		t.Errorf("list not placed again: %v", err)
+	}
+}

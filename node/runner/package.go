@@ -39,6 +39,11 @@ func (r *Runner) installOne(ctx context.Context, o *order, p Package, onStart fu
 	case err != nil:
 		log.Error("cannot read installed record", "err", err)
 		return fail(core.ErrAborted, "cannot tell whether the package is installed: %v", err)
+	case done && m.Action == core.ActionApt:
+		// Its files may have been replaced since (apt-get update on the
+		// host rewrites the lists): place them again; apt and the rescan
+		// say what is installed.
+		log.Info("apt package installed by an earlier order: applying it again")
 	case done && !o.req.Force:
 		log.Info("already installed")
 		return fail(core.ErrAlreadySetup, "installed by an earlier order (deploy with --force to install it again)")
