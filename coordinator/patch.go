@@ -95,7 +95,7 @@ func (c *Coordinator) patchPackages(req DeployRequest) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 		}
-		id, err := c.buildApt(ctx, "apt-lists", listsVersion(snap), snap.Lists, nil, false)
+		id, err := c.buildApt(ctx, "apt-lists", listsVersion(snap), snap.Lists, nil, nil, false)
 		return []string{id}, err
 	}
 	c.st.mu.Lock()
@@ -132,6 +132,7 @@ func (c *Coordinator) patchPackages(req DeployRequest) ([]string, error) {
 	}
 	groups := map[string]*group{} // by name=version
 	var order []string
+	rollback := map[string]*aptmirror.Entry{} // bulk: the versions the updates replace, where offered
 	for _, r := range scans {
 		installed := map[string]bool{}
 		for _, p := range r.Installed {
@@ -165,6 +166,13 @@ func (c *Coordinator) patchPackages(req DeployRequest) ([]string, error) {
 				return nil, fmt.Errorf("%w: update %s: %w", ErrBadRequest, strings.TrimSuffix(s.name+"="+s.version, "="), err)
 			}
 			picks = append(picks, e)
+		}
+		for _, u := range r.Updates {
+			if slices.ContainsFunc(picks, func(e *aptmirror.Entry) bool { return e.Name == u.Name }) {
+				if e, err := snap.Find(u.Name, u.Installed, u.Arch); err == nil {
+					rollback[e.SHA256] = e
+				}
+			}
 		}
 		for _, top := range picks {
 			key := top.Name + "=" + top.Version
@@ -206,7 +214,7 @@ func (c *Coordinator) patchPackages(req DeployRequest) ([]string, error) {
 	slices.Sort(order)
 	lv := listsVersion(snap)
 	ids := make([]string, 0, len(order)+1)
-	lists, err := c.buildApt(ctx, "apt-lists", lv, snap.Lists, nil, false)
+	lists, err := c.buildApt(ctx, "apt-lists", lv, snap.Lists, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +227,7 @@ func (c *Coordinator) patchPackages(req DeployRequest) ([]string, error) {
 				all[h] = e
 			}
 		}
-		id, err := c.buildApt(ctx, "updates", lv, nil, all, upgrade)
+		id, err := c.buildApt(ctx, "updates", lv, nil, all, rollback, upgrade)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +235,7 @@ func (c *Coordinator) patchPackages(req DeployRequest) ([]string, error) {
 	}
 	for _, k := range order {
 		g := groups[k]
-		id, err := c.buildApt(ctx, g.top.Name, g.top.Version, nil, g.debs, g.upgrade)
+		id, err := c.buildApt(ctx, g.top.Name, g.top.Version, nil, g.debs, nil, g.upgrade)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +286,9 @@ func (c *Coordinator) nodeName(id string) string {
 // node upgrades what it has installed and installs nothing new but their
 // dependencies (apt-get --only-upgrade), so a target that lacks the
 // package is left without it.
-func (c *Coordinator) buildApt(ctx context.Context, name, version string, lists []aptmirror.ListFile, debs map[string]*aptmirror.Entry, upgrade bool) (string, error) {
+// rollback are the versions a bulk transaction replaces (rollback/): a
+// node whose transaction fails installs them again.
+func (c *Coordinator) buildApt(ctx context.Context, name, version string, lists []aptmirror.ListFile, debs, rollback map[string]*aptmirror.Entry, upgrade bool) (string, error) {
 	var buf bytes.Buffer
 	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	tw := tar.NewWriter(gz)
@@ -292,30 +302,35 @@ func (c *Coordinator) buildApt(ctx context.Context, name, version string, lists 
 			return "", err
 		}
 	}
-	keys := make([]string, 0, len(debs))
-	for k := range debs {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		return strings.Compare(debs[a].Name+"_"+debs[a].Version, debs[b].Name+"_"+debs[b].Version)
-	})
 	if upgrade {
 		if err := add(core.AptUpgradeOnly, nil); err != nil {
 			return "", err
 		}
 	}
 	arch := "any"
-	for _, k := range keys {
-		e := debs[k]
-		b, err := c.mirror.FetchDeb(ctx, e)
-		if err != nil {
-			return "", fmt.Errorf("%w: %w", ErrUpstream, err)
+	for _, set := range []struct {
+		dir  string
+		debs map[string]*aptmirror.Entry
+	}{{"debs", debs}, {"rollback", rollback}} {
+		keys := make([]string, 0, len(set.debs))
+		for k := range set.debs {
+			keys = append(keys, k)
 		}
-		if a := goArch(e.Arch); a != "any" {
-			arch = a
-		}
-		if err := add(fmt.Sprintf("debs/%s_%s_%s.deb", e.Name, strings.ReplaceAll(e.Version, ":", "%3a"), e.Arch), b); err != nil {
-			return "", err
+		slices.SortFunc(keys, func(a, b string) int {
+			return strings.Compare(set.debs[a].Name+"_"+set.debs[a].Version, set.debs[b].Name+"_"+set.debs[b].Version)
+		})
+		for _, k := range keys {
+			e := set.debs[k]
+			b, err := c.mirror.FetchDeb(ctx, e)
+			if err != nil {
+				return "", fmt.Errorf("%w: %w", ErrUpstream, err)
+			}
+			if a := goArch(e.Arch); a != "any" {
+				arch = a
+			}
+			if err := add(fmt.Sprintf("%s/%s_%s_%s.deb", set.dir, e.Name, strings.ReplaceAll(e.Version, ":", "%3a"), e.Arch), b); err != nil {
+				return "", err
+			}
 		}
 	}
 	if err := tw.Close(); err != nil {

@@ -133,6 +133,16 @@ func TestPatchDeploymentResolves(t *testing.T) {
 	if got := p.archiveFiles(v.Packages[1]); !slices.Equal(got, []string{"upgrade-only", "debs/hello_1.1_all.deb", "debs/libhello_1.1_all.deb"}) {
 		t.Errorf("hello package holds %q", got)
 	}
+	// Bulk: one package, with the replaced versions the repository still
+	// offers (hello 1.0; openssl 1.0 is gone) for the node's rollback.
+	v, err = p.h.cl.CreateDeployment(p.h.ctx, DeployRequest{Updates: []string{"all"}, All: true, Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"upgrade-only", "debs/hello_1.1_all.deb", "debs/libhello_1.1_all.deb", "debs/openssl_1.1_all.deb", "rollback/hello_1.0_all.deb"}
+	if got := p.archiveFiles(v.Packages[1]); len(v.Packages) != 2 || !slices.Equal(got, want) {
+		t.Errorf("bulk: %d packages, the second holds %q, want %q", len(v.Packages), got, want)
+	}
 }
 
 // TestPatchDeploymentBadInput: each refusal says what was wrong, with the

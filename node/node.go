@@ -173,9 +173,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			TempDir: cfg.tempDir(), Limits: cfg.InstallLimits, RebootCommand: cfg.RebootCommand,
 			DebInstall: cfg.DebInstall, DebRemove: cfg.DebRemove,
 			AptInstall: cfg.AptInstall, AptLists: cfg.Scan.ListsDir(), AptArchives: cfg.Scan.ArchivesDir(), AptCheck: n.aptCheck,
-			RebootRequiredFile: cfg.Scan.RebootRequired,
-			Env:                []string{"RELAYMESH_NODE_ID=" + enr.NodeID, "RELAYMESH_NODE_NAME=" + enr.Name},
-			Logger:             log, Started: n.recordStarted,
+			RebootRequiredFile: cfg.Scan.RebootRequired, DpkgStatus: filepath.Join(cfg.Scan.DpkgAdmindir, "status"),
+			Env:    []string{"RELAYMESH_NODE_ID=" + enr.NodeID, "RELAYMESH_NODE_NAME=" + enr.Name},
+			Logger: log, Started: n.recordStarted,
 		}
 		if n.inst, err = runner.New(rc, refetchingStore{n}, installedKV{n.kv}); err != nil {
 			return nil, err

@@ -88,6 +88,7 @@ func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspa
 		placedDebs = append(placedDebs, dst)
 		args = append(args, want[i].Name+"="+want[i].Version)
 	}
+	prev := r.dpkgVersions()
 	timeout, source, ok := onDebs()
 	if !ok {
 		res.State, res.Detail = core.ErrTimeout, fmt.Sprintf("order timeout %v used up before apt started", o.req.Timeout)
@@ -113,6 +114,9 @@ func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspa
 			last = "the dpkg lock stayed held by another process beyond the bound (DPkg::Lock::Timeout in apt_install): " + last
 		}
 		res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited %d installing %s: %s", argv[0], res.ExitCode, strings.Join(names, ", "), last)
+		if rb := r.rollbackApt(ctx, o, p, ws, want, prev, timeout, source); rb != "" {
+			res.Detail = join(res.Detail, rb)
+		}
 	}
 	if r.cfg.AptCheck != nil && (res.State == core.StateSuccess || res.State == core.ErrExecute) {
 		found, err := r.cfg.AptCheck(ctx, want, upgrade)
@@ -291,4 +295,127 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// dpkgVersions reads the versions dpkg has installed (Config.DpkgStatus),
+// nil when it cannot.
+func (r *Runner) dpkgVersions() map[string]string {
+	if r.cfg.DpkgStatus == "" {
+		return nil
+	}
+	out := map[string]string{}
+	var name, ver, status string
+	flush := func() {
+		if name != "" && strings.HasSuffix(status, " installed") {
+			out[name] = ver
+		}
+		name, ver, status = "", "", ""
+	}
+	if err := scanParagraphs(r.cfg.DpkgStatus, func(k, v string) {
+		switch k {
+		case "Package":
+			name = v
+		case "Version":
+			ver = v
+		case "Status":
+			status = v
+		}
+	}, flush); err != nil {
+		return nil
+	}
+	return out
+}
+
+// rollbackApt, after a failed apt transaction of a bulk apt package,
+// installs again the version each package had before (rollback/ holds
+// the replaced versions the repository still offers), checked like the
+// updates. It returns what it did, "" when there was nothing to do.
+func (r *Runner) rollbackApt(ctx context.Context, o *order, p Package, ws workspace, want []AptWant, prev map[string]string, timeout time.Duration, source string) string {
+	olds, _ := filepath.Glob(filepath.Join(ws.dir, "rollback", "*.deb"))
+	if len(olds) == 0 || prev == nil {
+		return ""
+	}
+	now := r.dpkgVersions()
+	var debs []AptWant
+	var files []string
+	var missing []string
+	for _, w := range want {
+		was, had := prev[w.Name]
+		if !had || now[w.Name] == was {
+			continue // new here, or unchanged
+		}
+		found := false
+		for _, f := range olds {
+			c, err := debControl(f)
+			if err == nil && c.Name == w.Name && c.Version == was {
+				debs, files, found = append(debs, c), append(files, f), true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, w.Name+" "+was)
+		}
+	}
+	if len(debs) == 0 {
+		if len(missing) > 0 {
+			return "not rolled back: the versions replaced (" + strings.Join(missing, ", ") + ") are not in the package (the repository no longer offers them)"
+		}
+		return ""
+	}
+	if err := r.checkDebs(files, debs); err != nil {
+		return "rollback refused: " + err.Error()
+	}
+	var placed, spec []string
+	defer func() {
+		for _, f := range placed {
+			_ = os.Remove(f)
+		}
+	}()
+	for i, f := range files {
+		dst := filepath.Join(r.cfg.AptArchives, archiveName(debs[i]))
+		if err := copyFile(f, dst); err != nil {
+			return "rollback failed: " + err.Error()
+		}
+		placed = append(placed, dst)
+		spec = append(spec, debs[i].Name+"="+debs[i].Version)
+	}
+	argv := append(slices.Clone(r.cfg.AptInstall), "--allow-downgrades")
+	argv = append(argv, spec...)
+	run := runCommand(ctx, argv, ws.dir, r.debEnv(o, &p, ws.dir), timeout, r.started(o, p, ws))
+	st, code, detail := classifyRun(run, timeout, source)
+	if st != core.StateSuccess || code != 0 {
+		return fmt.Sprintf("rollback failed: %s exited %d: %s %s", argv[0], code, lastLine(run.Output), detail)
+	}
+	msg := "rolled back to " + strings.Join(spec, ", ")
+	if len(missing) > 0 {
+		msg += "; not rolled back (not offered any more): " + strings.Join(missing, ", ")
+	}
+	return msg
+}
+
+// scanParagraphs calls field for each "Key: value" line of a deb822 file
+// and end after each paragraph.
+func scanParagraphs(path string, field func(k, v string), end func()) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if l == "" {
+			end()
+			continue
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			continue
+		}
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			field(k, strings.TrimSpace(v))
+		}
+	}
+	end()
+	return sc.Err()
 }

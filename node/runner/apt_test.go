@@ -27,7 +27,8 @@ type aptFixture struct {
 	*fixture
 	root  *debrepo.Root
 	lists []file
-	debs  map[string]string // name -> .deb path in the repository
+	debs   map[string]string // name -> .deb path of its newest version in the repository
+	suites []string
 	check func(context.Context, []AptWant) (string, error)
 }
 
@@ -37,8 +38,8 @@ func newAptFixture(t *testing.T) *aptFixture {
 	dir := t.TempDir()
 	repos := filepath.Join(dir, "repos")
 	suites := debrepo.BuildSuites(t, repos,
-		debrepo.Suite{Name: "stable", Pkgs: []debrepo.Pkg{{Name: "hello", Version: "1.1", Depends: "libhello (>= 1.1)"}, {Name: "libhello", Version: "1.1"},
-			{Name: "grumpy", Version: "1.1", Postinst: "#!/bin/sh\nexit 1\n"}}},
+		debrepo.Suite{Name: "stable", Pkgs: []debrepo.Pkg{{Name: "hello", Version: "1.0"}, {Name: "hello", Version: "1.1", Depends: "libhello (>= 1.1)"},
+			{Name: "libhello", Version: "1.1"}, {Name: "grumpy", Version: "1.0"}, {Name: "grumpy", Version: "1.1", Postinst: "#!/bin/sh\nexit 1\n"}}},
 		debrepo.Suite{Name: "stable-security", Pkgs: []debrepo.Pkg{{Name: "openssl", Version: "1.1"}}})
 	signer := debrepo.NewSigner(t, dir)
 	signer.Sign(t, suites...)
@@ -52,7 +53,7 @@ func newAptFixture(t *testing.T) *aptFixture {
 	if out, err := exec.Command("apt-get", ref.AptArgs("-o", "Acquire::GzipIndexes=false", "update")...).CombinedOutput(); err != nil {
 		t.Fatalf("apt-get update: %v: %s", err, out)
 	}
-	af := &aptFixture{debs: map[string]string{}}
+	af := &aptFixture{debs: map[string]string{}, suites: suites}
 	ents, _ := os.ReadDir(ref.Lists)
 	for _, e := range ents {
 		if e.Type().IsRegular() && e.Name() != "lock" {
@@ -236,5 +237,44 @@ func TestAptPackageAppliedAgain(t *testing.T) {
 	assertStates(t, got.results, core.StateSuccess)
 	if _, err := os.Stat(placed); err != nil {
 		t.Errorf("list not placed again: %v", err)
+	}
+}
+
+// debAt is the repository's .deb of name at version, under dir in the
+// package.
+func (af *aptFixture) debAt(dir, name, version string) file {
+	af.t.Helper()
+	path := filepath.Join(af.suites[0], name+"_"+version+"_all.deb")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		af.t.Fatal(err)
+	}
+	return file{name: dir + "/" + filepath.Base(path), body: string(b)}
+}
+
+// TestAptBulkRollsBack: a bulk transaction that fails (grumpy 1.1's
+// postinst exits 1) installs again the versions it replaced, which the
+// package carries (rollback/), checked against the indexes like the
+// updates: hello and grumpy are back at 1.0.
+func TestAptBulkRollsBack(t *testing.T) {
+	af := newAptFixture(t)
+	r := af.root
+	debrepo.WriteStatus(t, r.Admindir, []debrepo.Pkg{{Name: "hello", Version: "1.0"}, {Name: "openssl", Version: "1.0"}, {Name: "grumpy", Version: "1.0"}})
+	_ = os.WriteFile(filepath.Join(r.Admindir, "info", "grumpy.list"), nil, 0o644)
+	af.r.cfg.DpkgStatus = filepath.Join(r.Admindir, "status")
+	lists := af.pkg("apt-lists", "20261202", af.lists...)
+	bulk := af.pkg("updates", "20261202", af.debAt("debs", "hello", "1.1"), af.deb("libhello"), af.debAt("debs", "grumpy", "1.1"),
+		af.debAt("rollback", "hello", "1.0"), af.debAt("rollback", "grumpy", "1.0"))
+	got := af.install(t.Context(), Request{OrderID: "apt-8", Packages: []Package{lists, bulk}, Mode: core.ModeBulk})
+	if st := got.results[1].State; st != core.ErrExecute {
+		t.Fatalf("bulk package %s: %s", st, got.results[1].Detail)
+	}
+	if d := got.results[1].Detail; !strings.Contains(d, "rolled back to grumpy=1.0, hello=1.0") {
+		t.Errorf("detail %q (output %s)", d, got.results[1].Output)
+	}
+	for n, v := range map[string]string{"hello": "1.0", "grumpy": "1.0"} {
+		if got := debrepo.Installed(t, r.Dir, n); got != v {
+			t.Errorf("%s at %q after the rollback, want %s", n, got, v)
+		}
 	}
 }

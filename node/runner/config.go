@@ -61,6 +61,10 @@ type Config struct {
 	// AptArchives is apt's archives dir (Dir::Cache::Archives), where an
 	// apt package's .debs are put for apt to take.
 	AptArchives string
+	// DpkgStatus is dpkg's status file, read before and after a failed
+	// apt transaction to roll each package back to the version it had;
+	// "" rolls nothing back.
+	DpkgStatus string
 	// AptCheck, when set, runs after apt installed an apt package's .debs
 	// (the node rescans): it returns what it found, or an error when a
 	// wanted package is not installed at its version (with upgradeOnly,
