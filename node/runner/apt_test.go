@@ -25,11 +25,11 @@ import (
 // for those sources in another root: what the coordinator mirrors.
 type aptFixture struct {
 	*fixture
-	root  *debrepo.Root
-	lists []file
+	root   *debrepo.Root
+	lists  []file
 	debs   map[string]string // name -> .deb path of its newest version in the repository
 	suites []string
-	check func(context.Context, []AptWant) (string, error)
+	check  func(context.Context, []AptWant) (string, error)
 }
 
 func newAptFixture(t *testing.T) *aptFixture {
