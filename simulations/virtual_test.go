@@ -17,7 +17,8 @@ import (
 // files named in RELAYMESH_VSIM (paths separated by spaces or commas;
 // make vsim sets it to the shipped scenarios) in virtual time, prints
 // each report's table, writes RELAYMESH_VSIM_OUT/NAME/ when that is set,
-// and fails when a scenario's bounds break. RELAYMESH_VSIM_STALL (a Go
+// and fails when a scenario's bounds break. With RELAYMESH_VSIM_OUT each
+// scenario's directory also gets timeline.csv (see NewTimelineWriter). RELAYMESH_VSIM_STALL (a Go
 // duration, default 2m) is how long the watchdog lets simulated time
 // stand still, in wall time, before it dumps every goroutine and fails.
 func TestVirtualSim(t *testing.T) {
@@ -42,7 +43,28 @@ func TestVirtualSim(t *testing.T) {
 		}
 		t.Run(sc.Name, func(t *testing.T) {
 			fmt.Printf("== vsim %s\n", sc.Name)
-			rep, err := runVirtualScenario(t, sc, Options{Logger: testLogger(t)}, stall)
+			opts := Options{Logger: testLogger(t)}
+			var flush func() error
+			if out != "" {
+				if err := os.MkdirAll(filepath.Join(out, sc.Name), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.Create(filepath.Join(out, sc.Name, "timeline.csv"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if opts.Timeline, err = NewTimelineWriter(f); err != nil {
+					t.Fatal(err)
+				}
+				flush = func() error { opts.Timeline.Flush(); return opts.Timeline.Error() }
+			}
+			rep, err := runVirtualScenario(t, sc, opts, stall)
+			if flush != nil {
+				if ferr := flush(); ferr != nil {
+					t.Error(ferr)
+				}
+			}
 			if rep != nil {
 				_ = rep.WriteTable(os.Stdout)
 				if out != "" {
