@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"pault.ag/go/debian/version"
@@ -137,9 +136,6 @@ type Mirror struct {
 	cfg    Config
 	client *http.Client
 	cache  string // dir of verified .debs by SHA256; "" keeps none
-
-	mu   sync.Mutex
-	debs map[string][]byte
 }
 
 // New returns a Mirror; cacheDir, when set, keeps verified .deb files so
@@ -162,7 +158,7 @@ func New(cfg Config, cacheDir string) (*Mirror, error) {
 			return nil, fmt.Errorf("%w: cache dir %s: %w", ErrConfig, cacheDir, err)
 		}
 	}
-	return &Mirror{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, cache: cacheDir, debs: map[string][]byte{}}, nil
+	return &Mirror{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, cache: cacheDir}, nil
 }
 
 // Configured reports whether any repository is configured.
@@ -539,12 +535,6 @@ func compare(a, b string) int {
 // FetchDeb returns e's .deb, checked against the SHA256 and size of its
 // (verified) index.
 func (m *Mirror) FetchDeb(ctx context.Context, e *Entry) ([]byte, error) {
-	m.mu.Lock()
-	b, ok := m.debs[e.SHA256]
-	m.mu.Unlock()
-	if ok {
-		return b, nil
-	}
 	want := sized{hash: e.SHA256, size: e.Size}
 	if m.cache != "" {
 		if b, err := os.ReadFile(filepath.Join(m.cache, e.SHA256+".deb")); err == nil && check("", b, want) == nil {

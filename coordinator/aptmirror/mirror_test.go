@@ -92,6 +92,21 @@ func TestMirrorVerifiesAndFetches(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("list names %q, apt-get update wrote %q", got, want)
 	}
+
+	// A second fetch comes from the cache of verified .debs; a cached
+	// file that changed is not taken.
+	tr.srv.Close()
+	if b2, err := m.FetchDeb(context.Background(), e); err != nil || string(b2) != string(b) {
+		t.Fatalf("FetchDeb from the cache: %v", err)
+	}
+	cached := filepath.Join(m.cache, e.SHA256+".deb")
+	b[0] ^= 1
+	if err := os.WriteFile(cached, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.FetchDeb(context.Background(), e); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("FetchDeb with a changed cached file and the repository down: %v", err)
+	}
 }
 
 func TestMirrorBadInput(t *testing.T) {
