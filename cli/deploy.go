@@ -43,6 +43,7 @@ func (a *app) deployCommand() *cli.Command {
 				),
 				Action: a.deployCreate,
 			},
+			a.deployUninstallCommand(),
 			{
 				Name: "list", Usage: "list deployments, newest first", Flags: adminFlags(),
 				Action: func(c *cli.Context) error {
@@ -146,22 +147,28 @@ func (a *app) deployCreate(c *cli.Context) error {
 		AllowDowngrade: c.Bool("allow-downgrade"), Force: c.Bool("force"),
 		DryRun: c.Bool("dry-run"),
 	}
+	return a.submitDeployment(c, "deploy create", req)
+}
+
+// submitDeployment checks req's flags, sends it and prints the deployment
+// (or, with --dry-run, what it would be).
+func (a *app) submitDeployment(c *cli.Context, cmd string, req coordinator.DeployRequest) error {
 	if p := c.Int("priority"); p != -1 {
 		if p < 0 || p > 10 {
-			return usageErrorf("deploy create: --priority %d: must be between 0 and 10", p)
+			return usageErrorf("%s: --priority %d: must be between 0 and 10", cmd, p)
 		}
 		req.Priority = &p
 	}
 	switch req.Reboot {
 	case "never", "if-needed", "always":
 	default:
-		return usageErrorf("deploy create: --reboot %q: want never, if-needed or always", req.Reboot)
+		return usageErrorf("%s: --reboot %q: want never, if-needed or always", cmd, req.Reboot)
 	}
 	if _, err := core.ParseWindow(req.Window); err != nil {
-		return usageErrorf("deploy create: --window: %v", err)
+		return usageErrorf("%s: --window: %v", cmd, err)
 	}
 	if !req.All && len(req.Nodes)+len(req.Sites)+len(req.Tags) == 0 {
-		return usageErrorf("deploy create: no targets: give --node, --site, --tag or --all")
+		return usageErrorf("%s: no targets: give --node, --site, --tag or --all", cmd)
 	}
 	cl, err := a.client(c)
 	if err != nil {
@@ -169,7 +176,7 @@ func (a *app) deployCreate(c *cli.Context) error {
 	}
 	d, err := cl.CreateDeployment(c.Context, req)
 	if err != nil {
-		return apiErr("deploy create", err)
+		return apiErr(cmd, err)
 	}
 	if c.Bool("json") {
 		return a.printJSON(d)
@@ -260,7 +267,11 @@ func tally(d *coordinator.DeploymentView) (ok, bad, pending int) {
 // writeDeployment prints a deployment as an admin reads it.
 func writeDeployment(out io.Writer, d *coordinator.DeploymentView) {
 	fmt.Fprintf(out, "deployment %s  %s  seq %d  priority %d  targets %d\n", d.ID, d.State, d.Seq, d.Priority, d.Targets)
-	fmt.Fprintf(out, "packages: %s\n", strings.Join(d.Packages, ", "))
+	if d.Uninstall {
+		fmt.Fprintf(out, "uninstall of: %s\n", strings.Join(d.Packages, ", "))
+	} else {
+		fmt.Fprintf(out, "packages: %s\n", strings.Join(d.Packages, ", "))
+	}
 	if d.Window != "" {
 		fmt.Fprintf(out, "window: %s\n", d.Window)
 	}

@@ -38,6 +38,9 @@ type DeployRequest struct {
 	// Force signs force into the order: nodes install the packages again
 	// where they are installed already.
 	Force bool `json:"force,omitempty"`
+	// Uninstall signs an order that runs the packages' uninstall commands
+	// (deploy uninstall); a package without one is refused.
+	Uninstall bool `json:"uninstall,omitempty"`
 	// DryRun resolves the targets and checks the request, and returns
 	// what the deployment would be without signing or recording anything.
 	DryRun bool `json:"dry_run,omitempty"`
@@ -62,6 +65,9 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 	}
 	if len(req.Packages) == 0 {
 		return nil, bad("give at least one package")
+	}
+	if req.Uninstall && (len(req.Updates) > 0 || req.Force || req.AllowDowngrade || req.Prefetch) {
+		return nil, bad("an uninstall takes no --updates, --force, --allow-downgrade or --prefetch")
 	}
 	notBefore := now
 	if req.NotBefore != "" {
@@ -111,6 +117,10 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 			return nil, fmt.Errorf("%w: package %s", ErrNotFound, p)
 		}
 		prio = min(prio, rec.Manifest.Priority)
+		if req.Uninstall && len(rec.Manifest.Uninstall) == 0 && rec.Manifest.Action != core.ActionDeb {
+			return nil, bad("package %s (%s %s) has no uninstall command: build it again with --uninstall, or remove it another way",
+				p, rec.Manifest.Name, rec.Manifest.Version)
+		}
 	}
 	if req.Priority != nil {
 		prio = *req.Priority
@@ -135,7 +145,7 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 		IssuedAt: now, NotBefore: notBefore, Expires: notBefore.Add(ttl).Truncate(time.Second),
 		Packages: slices.Clone(req.Packages), Targets: targets, Priority: prio, Mode: mode,
 		Reboot: reboot, Timeout: timeout, Window: req.Window, Prefetch: req.Prefetch,
-		AllowDowngrade: req.AllowDowngrade, Force: req.Force,
+		AllowDowngrade: req.AllowDowngrade, Force: req.Force, Uninstall: req.Uninstall,
 	}
 	env, err := core.SignOrder(o, c.orderKey)
 	if err != nil {
@@ -144,6 +154,7 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 	d := &Deployment{
 		ID: id, Packages: o.Packages, Targets: targets, Seq: seq, Order: env, Priority: prio,
 		NotBefore: o.NotBefore, Expires: o.Expires, Timeout: timeout, Window: req.Window, Created: now,
+		Uninstall: req.Uninstall,
 	}
 	if err := c.st.write(jsonPair(keyDeploy+id, d), seqPair(seq)); err != nil {
 		return nil, err

@@ -62,7 +62,9 @@ type PackageRecord struct {
 type Deployment struct {
 	ID string `json:"id"`
 	// Kind is "" for a deployment, DeployKindScan for a scan order.
-	Kind        string         `json:"kind,omitempty"`
+	Kind string `json:"kind,omitempty"`
+	// Uninstall: the order runs the packages' uninstall commands.
+	Uninstall   bool           `json:"uninstall,omitempty"`
 	Packages    []string       `json:"packages"`
 	Targets     []string       `json:"targets"`
 	Seq         uint64         `json:"seq"`

@@ -13,7 +13,9 @@ import (
 type DeploymentView struct {
 	ID string `json:"id"`
 	// Kind is "" for a deployment, "scan" for a scan order.
-	Kind      string             `json:"kind,omitempty"`
+	Kind string `json:"kind,omitempty"`
+	// Uninstall: the order runs the packages' uninstall commands.
+	Uninstall bool               `json:"uninstall,omitempty"`
 	State     string             `json:"state"`
 	Done      bool               `json:"done"`
 	Packages  []string           `json:"packages"`
@@ -88,7 +90,7 @@ func (c *Coordinator) rowViewLocked(r *Row, now time.Time) RowView {
 
 func (c *Coordinator) viewLocked(d *Deployment, detail bool) *DeploymentView {
 	v := &DeploymentView{
-		ID: d.ID, Kind: d.Kind, State: c.deployStateLocked(d), Packages: d.Packages, Seq: d.Seq, Priority: d.Priority,
+		ID: d.ID, Kind: d.Kind, Uninstall: d.Uninstall, State: c.deployStateLocked(d), Packages: d.Packages, Seq: d.Seq, Priority: d.Priority,
 		Created: d.Created, NotBefore: d.NotBefore, Expires: d.Expires, Window: d.Window,
 		Counts: map[core.State]int{},
 	}

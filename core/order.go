@@ -66,6 +66,10 @@ type Order struct {
 	// before (otherwise they answer ERR_ALREADY_SETUP). Omitted when
 	// false, so orders without it encode as before.
 	Force bool `json:"force,omitempty"`
+	// Uninstall runs the packages' uninstall commands instead of
+	// installing them (deploy uninstall). Omitted when false, so orders
+	// without it encode as before.
+	Uninstall bool `json:"uninstall,omitempty"`
 }
 
 var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -140,11 +144,11 @@ func (o *Order) Validate() error {
 		if !orderIDRe.MatchString(o.Cancels) {
 			return bad("cancel order names no valid order to cancel (%q)", o.Cancels)
 		}
-		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.AllowDowngrade || o.Force {
+		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.AllowDowngrade || o.Force || o.Uninstall {
 			return bad("a cancel order carries only targets and the order it cancels")
 		}
 	case KindScan:
-		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.Cancels != "" {
+		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.Cancels != "" || o.Uninstall {
 			return bad("a scan order carries only targets")
 		}
 	default:

@@ -111,7 +111,7 @@ func (n *Node) download(ctx context.Context, j *job) ([]runner.Package, error) {
 		if err := n.checkLimits(o.Packages[i], m); err != nil {
 			return nil, err
 		}
-		if len(o.Packages) == 1 || o.Mode == core.ModeBulk {
+		if !o.Uninstall && (len(o.Packages) == 1 || o.Mode == core.ModeBulk) {
 			// The refusal fails the whole order, as the install would:
 			// fetch nothing. One-by-one orders of several packages leave
 			// it to the runner, so the other packages still install.

@@ -90,7 +90,8 @@ func (n *Node) runJob(j *job) {
 	}
 	log.Info("installing", "packages", len(pkgs), "mode", o.Mode)
 	req := runner.Request{OrderID: o.ID, Packages: pkgs, Mode: o.Mode, Reboot: o.Reboot,
-		Timeout: time.Duration(o.Timeout) * time.Second, AllowDowngrade: o.AllowDowngrade, Force: o.Force}
+		Timeout: time.Duration(o.Timeout) * time.Second, AllowDowngrade: o.AllowDowngrade, Force: o.Force,
+		Uninstall: o.Uninstall}
 	onStart := func(pkg string) {
 		n.report(core.Status{OrderID: o.ID, Package: pkg, State: core.StateInstalling})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,26 +145,105 @@ func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result)
 		log.Warn("bulk rollback failed", "detail", res.Detail)
 		return res
 	}
+	log.Info("rolling back")
+	u, err := r.runUninstall(ctx, o, p, log)
+	if err != nil {
+		return stays("not rolled back: %v", err)
+	}
+	out := prev.Output + "\n--- uninstall (bulk rollback) ---\n" + string(u.output)
+	res.Output = core.Tail([]byte(out), core.MaxOutputTail)
+	switch {
+	case u.state != core.StateSuccess:
+		return stays("rollback failed: uninstall %s: %s", u.state, u.detail)
+	case !installedCode(u.code):
+		return stays("rollback failed: uninstall exited %d", u.code)
+	}
+	if err := r.inst.Unmark(p); err != nil {
+		log.Error("cannot clear the installed record", "err", err)
+		res.Detail = "rolled back, but the installed record could not be cleared: " + err.Error() + was
+		return res
+	}
+	res.Detail = "rolled back" + was
+	if u.cleanup != "" {
+		res.Detail = join(res.Detail, u.cleanup)
+	}
+	log.Info("rolled back")
+	return res
+}
+
+// uninstallOne runs p's uninstall command for an uninstall order: SUCCESS
+// (and the installed record cleared) when it exits with a success code,
+// the error of the run otherwise.
+func (r *Runner) uninstallOne(ctx context.Context, o *order, p Package, onStart func(string)) Result {
+	res := Result{Package: p.ID, ExitCode: noExit}
+	if err := checkPackage(p); err != nil {
+		res.State, res.Detail = core.ErrBadID, err.Error()
+		return res
+	}
+	m := p.Manifest
+	log := r.log.With("order", o.req.OrderID, "package", p.ID, "name", m.Name, "version", m.Version)
+	onStart(p.ID)
+	start := time.Now()
+	u, err := r.runUninstall(ctx, o, p, log)
+	if err != nil {
+		res.State, res.Detail = core.ErrExecute, "not uninstalled: "+err.Error()
+		if ctx.Err() != nil {
+			res.State = core.ErrAborted
+		}
+		log.Warn("uninstall failed", "detail", res.Detail)
+		return res
+	}
+	res.State, res.ExitCode, res.Output, res.Detail = u.state, u.code, string(core.Tail(u.output, core.MaxOutputTail)), u.detail
+	if u.state == core.StateSuccess && !installedCode(u.code) {
+		res.State, res.Detail = core.ErrExecute, fmt.Sprintf("uninstall exited %d", u.code)
+	}
+	if res.State == core.StateSuccess {
+		res.Detail = "uninstalled"
+		if err := r.inst.Unmark(p); err != nil {
+			log.Error("cannot clear the installed record", "err", err)
+			res.Detail = "uninstalled, but the installed record could not be cleared: " + err.Error()
+		}
+	}
+	if u.cleanup != "" {
+		res.Detail = join(res.Detail, u.cleanup)
+	}
+	log.Info("uninstalled", "state", res.State, "exit_code", res.ExitCode, "took", time.Since(start), "detail", res.Detail)
+	return res
+}
+
+// uninstallRun is what one run of a package's uninstall command gave.
+type uninstallRun struct {
+	output  []byte
+	state   core.State // as classifyRun says: SUCCESS when it ran to an exit code
+	code    int
+	detail  string
+	cleanup string // why the temp dir could not be removed, if it could not
+}
+
+// runUninstall runs p's uninstall command (for a .deb, Config.DebRemove
+// NAME) in a workspace prepared as for its install. The error says why no
+// command ran.
+func (r *Runner) runUninstall(ctx context.Context, o *order, p Package, log *slog.Logger) (u uninstallRun, err error) {
+	m := p.Manifest
 	uninstall := m.Uninstall
 	if m.Action == core.ActionDeb {
 		uninstall = append(slices.Clone(r.cfg.DebRemove), m.Name)
 	}
 	if len(uninstall) == 0 {
-		return stays("not rolled back: the package has no uninstall command")
+		return u, errors.New("the package has no uninstall command")
 	}
 	if err := ctx.Err(); err != nil {
-		return stays("not rolled back: order aborted (%v)", context.Cause(ctx))
+		return u, fmt.Errorf("order aborted (%v)", context.Cause(ctx))
 	}
-	log.Info("rolling back")
 	ws, err := r.prepare(ctx, m, false)
 	defer func() {
 		if err := ws.cleanup(); err != nil {
 			log.Error("cannot remove temp dir", "err", err)
-			res.Detail = join(res.Detail, err.Error())
+			u.cleanup = err.Error()
 		}
 	}()
 	if err != nil {
-		return stays("not rolled back: cannot prepare the uninstall: %v", err)
+		return u, fmt.Errorf("cannot prepare the uninstall: %v", err)
 	}
 	timeout, source := r.cfg.DefaultTimeout, "default timeout"
 	if m.TimeoutSec > 0 {
@@ -174,26 +254,12 @@ func (r *Runner) rollback(ctx context.Context, o *order, p Package, prev Result)
 		env = r.debEnv(o, &p, ws.dir)
 	}
 	run := runCommand(ctx, uninstall, ws.dir, env, timeout, r.started(o, p, ws))
-	out := prev.Output + "\n--- uninstall (bulk rollback) ---\n" + string(run.Output)
-	res.Output = core.Tail([]byte(out), core.MaxOutputTail)
-	st, code, detail := classifyRun(run, timeout, source)
-	switch {
-	case st != core.StateSuccess:
-		return stays("rollback failed: uninstall %s: %s", st, detail)
-	case !installedCode(code):
-		return stays("rollback failed: uninstall exited %d", code)
-	}
-	if rebootCode(code) {
+	u.output = run.Output
+	u.state, u.code, u.detail = classifyRun(run, timeout, source)
+	if u.state == core.StateSuccess && rebootCode(u.code) {
 		o.reboot = true
 	}
-	if err := r.inst.Unmark(p); err != nil {
-		log.Error("cannot clear the installed record", "err", err)
-		res.Detail = "rolled back, but the installed record could not be cleared: " + err.Error() + was
-		return res
-	}
-	res.Detail = "rolled back" + was
-	log.Info("rolled back")
-	return res
+	return u, nil
 }
 
 // checkPackage refuses a package whose manifest is missing, invalid, or not

@@ -73,6 +73,10 @@ type Request struct {
 	// Force installs a package this node installed before again (the
 	// order's force); otherwise it is ERR_ALREADY_SETUP.
 	Force bool
+	// Uninstall runs each package's uninstall command instead of its
+	// install (the order's uninstall); a bulk order stops at the first
+	// failure and rolls nothing back.
+	Uninstall bool
 }
 
 func (q *Request) validate() error {
@@ -192,6 +196,14 @@ func (r *Runner) Install(ctx context.Context, req Request, onStart func(pkg stri
 				Detail: "bulk: stopped after failure of " + stopped})
 			continue
 		}
+		if req.Uninstall {
+			res := r.uninstallOne(ctx, o, p, onStart)
+			report(i, res)
+			if req.Mode == core.ModeBulk && res.State != core.StateSuccess {
+				stopped = label(p)
+			}
+			continue
+		}
 		res, ok := r.installOne(ctx, o, p, onStart)
 		report(i, res)
 		if ok {
@@ -202,7 +214,7 @@ func (r *Runner) Install(ctx context.Context, req Request, onStart func(pkg stri
 			log.Warn("bulk order stopped", "package", p.ID, "state", res.State, "exit_code", res.ExitCode)
 		}
 	}
-	if stopped != "" {
+	if stopped != "" && !req.Uninstall {
 		for _, i := range slices.Backward(installed) {
 			report(i, r.rollback(ctx, o, req.Packages[i], results[i]))
 		}
