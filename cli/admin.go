@@ -287,10 +287,11 @@ func (a *app) sitesCommand() *cli.Command {
 					return a.printJSON(ss)
 				}
 				w := a.table()
-				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tVERSIONS\tCOMPLIANT\tSECURITY\tSCANNED\tRELAYS")
+				fmt.Fprintln(w, "SITE\tMEMBERS\tALIVE\tWAN IN\tLAN IN\tVERSIONS\tCOMPLIANT\tSECURITY\tSCANNED\tGOSSIP KEY\tRELAYS")
 				for _, s := range ss {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%d%%\t%d%%\t%d/%d\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn),
-						siteVersions(s.Versions), s.Compliance.Percent, s.Compliance.SecurityPercent, s.Compliance.Scanned, s.Compliance.Nodes, strings.Join(s.Relays, ", "))
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%d%%\t%d%%\t%d/%d\t%s\t%s\n", s.Site, s.Members, s.Alive, humanBytes(s.WANIn), humanBytes(s.LANIn),
+						siteVersions(s.Versions), s.Compliance.Percent, s.Compliance.SecurityPercent, s.Compliance.Scanned, s.Compliance.Nodes,
+						rotationCell(s.KeyRotation), strings.Join(s.Relays, ", "))
 				}
 				if err := w.Flush(); err != nil {
 					return err
@@ -304,7 +305,7 @@ func (a *app) sitesCommand() *cli.Command {
 				}
 				return nil
 			},
-		}},
+		}, a.rotateKeyCommand()},
 	}
 }
 

@@ -42,6 +42,9 @@ func (c *Coordinator) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Sites())
 	})
+	mux.HandleFunc("POST /v1/sites/{site}/rotate-key", func(w http.ResponseWriter, r *http.Request) {
+		responder{w, http.StatusAccepted}.send(c.RotateSiteKey(r.PathValue("site")))
+	})
 	mux.HandleFunc("GET /v1/packages", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Packages())
 	})

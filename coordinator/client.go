@@ -154,6 +154,12 @@ func (c *Client) Sites(ctx context.Context) ([]SiteView, error) {
 	return out, c.doJSON(ctx, "GET", "/v1/sites", nil, &out)
 }
 
+// RotateSiteKey starts a gossip key rotation of site.
+func (c *Client) RotateSiteKey(ctx context.Context, site string) (*KeyRotationView, error) {
+	var out KeyRotationView
+	return &out, c.doJSON(ctx, "POST", "/v1/sites/"+url.PathEscape(site)+"/rotate-key", nil, &out)
+}
+
 // Packages lists packages.
 func (c *Client) Packages(ctx context.Context) ([]*PackageRecord, error) {
 	var out []*PackageRecord

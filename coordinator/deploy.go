@@ -304,6 +304,9 @@ func (c *Coordinator) CancelDeployment(id string, force bool) (*DeploymentView, 
 	if d == nil {
 		return nil, fmt.Errorf("%w: deployment %s", ErrNotFound, id)
 	}
+	if d.Kind == DeployKindGossipKey {
+		return nil, fmt.Errorf("%w: %s is a step of a gossip key rotation, which is not cancelled: it ends by itself (relaymesh sites list)", ErrConflict, id)
+	}
 	state := c.deployStateLocked(d)
 	switch state {
 	case DeployCancelled:

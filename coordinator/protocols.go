@@ -214,6 +214,9 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	if err := checkInfo(&req.Info); err != nil {
 		return nil, err
 	}
+	if len(req.GossipKeys) > core.MaxGossipKeys {
+		return nil, fmt.Errorf("%w: %d gossip key fingerprints, at most %d", ErrBadRequest, len(req.GossipKeys), core.MaxGossipKeys)
+	}
 	now := c.now().UTC()
 	c.st.mu.Lock()
 	n := c.st.nodes[node]
@@ -229,6 +232,9 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		cp.ClockOffset = req.Clock.Add(req.LastRTT / 2).Sub(now)
 		cp.ClockBound, cp.ClockKnown = req.LastRTT/2, true
 	}
+	if len(req.GossipKeys) > 0 {
+		cp.GossipKeys = req.GossipKeys
+	}
 	if cp.Name != n.Name && c.nameTakenLocked(cp.Name, node) != nil {
 		c.log.Warn("node asked for a name in use: keeps its name", "node", node, "name", n.Name, "asked", cp.Name)
 		cp.Name = n.Name
@@ -239,7 +245,7 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	// membership version, written with the record.
 	listed := cp.Relay != n.Relay || cp.Name != n.Name
 	if listed || !slices.Equal(cp.Addrs, n.Addrs) || cp.GossipAddr != n.GossipAddr ||
-		cp.Version != n.Version || !slices.Equal(cp.Unreachable, n.Unreachable) || now.Sub(c.st.savedSeen[node]) > time.Minute {
+		cp.Version != n.Version || !slices.Equal(cp.Unreachable, n.Unreachable) || !slices.Equal(cp.GossipKeys, n.GossipKeys) || now.Sub(c.st.savedSeen[node]) > time.Minute {
 		pairs := []kvPair{jsonPair(keyNode+node, &cp)}
 		ver := c.st.members
 		if listed {
@@ -258,6 +264,7 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 	if cp.Version != n.Version {
 		c.noteVersionsLocked()
 	}
+	c.advanceRotationLocked(cp.Site, now)
 	c.st.mu.Unlock()
 	// The answer only reads: under the read lock, so a thousand nodes'
 	// heartbeats do not queue the origin's uploads and other readers.
@@ -272,6 +279,7 @@ func (c *Coordinator) Sync(node string, req *core.SyncRequest) (*core.SyncRespon
 		resp.SiteMembers = c.siteMembersLocked(cp.Site, node, now)
 	}
 	resp.UnreachableBy = c.unreachableByLocked(&cp, now)
+	resp.GossipRing = c.gossipRingLocked(cp.Site, req.GossipKeys)
 	if req.MembersVersion < max(c.st.members, 1) {
 		list, err := c.memberListLocked(cp.Site)
 		if err != nil {

@@ -25,9 +25,12 @@ type NodeRecord struct {
 	TrafficTotal *core.Traffic `json:"traffic_total,omitempty"`
 	// Unreachable are the site members this node last said it cannot
 	// connect to.
-	Unreachable []string  `json:"unreachable,omitempty"`
-	FirstSeen   time.Time `json:"first_seen"`
-	LastSeen    time.Time `json:"last_seen"`
+	Unreachable []string `json:"unreachable,omitempty"`
+	// GossipKeys are the fingerprints of the gossip keyring the node last
+	// said it holds, primary first (nil: a node older than rotation).
+	GossipKeys []string  `json:"gossip_keys,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
 	// ClockOffset is the node's clock minus the coordinator's, measured
 	// at its last sync; ClockBound is the error of that estimate (half
 	// the previous sync's round trip), 0 when the node sent no round trip
@@ -61,7 +64,8 @@ type PackageRecord struct {
 // Deployment is one signed order and what became of it.
 type Deployment struct {
 	ID string `json:"id"`
-	// Kind is "" for a deployment, DeployKindScan for a scan order.
+	// Kind is "" for a deployment, DeployKindScan for a scan order,
+	// DeployKindGossipKey for a step of a gossip key rotation.
 	Kind string `json:"kind,omitempty"`
 	// Uninstall: the order runs the packages' uninstall commands.
 	Uninstall   bool           `json:"uninstall,omitempty"`

@@ -51,6 +51,8 @@ type state struct {
 	// siteKeys are the gossip keyrings per site, primary first
 	// (sitekeys.go).
 	siteKeys map[string][][]byte
+	// rotations are the sites' latest gossip key rotations (keyrotate.go).
+	rotations map[string]*KeyRotation
 	// members is the fleet membership version: it grows with every change
 	// a member list shows (an enrollment, a relay flag), see memberlist.go.
 	members uint64
@@ -122,17 +124,18 @@ func (s *state) write(pairs ...kvPair) error {
 
 func loadState(kv cache.KV) (*state, error) {
 	s := &state{
-		kv:       kv,
-		nodes:    map[string]*NodeRecord{},
-		pubkeys:  map[string]ed25519.PublicKey{},
-		tokens:   map[string]*TokenRecord{},
-		packages: map[string]*PackageRecord{},
-		deps:     map[string]*Deployment{},
-		rows:     map[string]map[string]*Row{},
-		archived: map[string]map[string]*Row{},
-		siteKeys: map[string][][]byte{},
-		scans:    map[string]*ScanRecord{},
-		revoked:  map[string]*RevokedNode{},
+		kv:        kv,
+		nodes:     map[string]*NodeRecord{},
+		pubkeys:   map[string]ed25519.PublicKey{},
+		tokens:    map[string]*TokenRecord{},
+		packages:  map[string]*PackageRecord{},
+		deps:      map[string]*Deployment{},
+		rows:      map[string]map[string]*Row{},
+		archived:  map[string]map[string]*Row{},
+		siteKeys:  map[string][][]byte{},
+		rotations: map[string]*KeyRotation{},
+		scans:     map[string]*ScanRecord{},
+		revoked:   map[string]*RevokedNode{},
 
 		savedSeen: map[string]time.Time{},
 	}
@@ -171,6 +174,7 @@ func loadState(kv cache.KV) (*state, error) {
 			s.siteKeys[strings.TrimPrefix(k, keySiteKeys)] = keys
 			return nil
 		}),
+		scan(keyRotation, func(k string, v []byte) error { return loadRotation(s, k, v) }),
 		scan(keyToken, func(_ string, v []byte) error {
 			var t TokenRecord
 			if err := json.Unmarshal(v, &t); err != nil {

@@ -291,6 +291,9 @@ type SiteView struct {
 	Versions []VersionCount `json:"versions"`
 	// Compliance is the site's patch compliance from its nodes' scans.
 	Compliance Compliance `json:"compliance"`
+	// KeyRotation is the site's latest gossip key rotation, nil when it
+	// never had one.
+	KeyRotation *KeyRotationView `json:"key_rotation,omitempty"`
 }
 
 // Sites lists the sites with their members and current relays (as the
@@ -329,6 +332,7 @@ func (c *Coordinator) Sites() []SiteView {
 		if sc := comp[s.Site]; sc != nil {
 			s.Compliance = *sc
 		}
+		s.KeyRotation = c.KeyRotationOf(s.Site)
 		out = append(out, *s)
 	}
 	slices.SortFunc(out, func(a, b SiteView) int { return strings.Compare(a.Site, b.Site) })

@@ -70,6 +70,9 @@ type Order struct {
 	// installing them (deploy uninstall). Omitted when false, so orders
 	// without it encode as before.
 	Uninstall bool `json:"uninstall,omitempty"`
+	// GossipKeys, in a gossip-key order, are the fingerprints
+	// (GossipKeyID) of the keyring the targets must hold, primary first.
+	GossipKeys []string `json:"gossip_keys,omitempty"`
 }
 
 var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -113,6 +116,9 @@ func (o *Order) Validate() error {
 	if o.Priority < 0 || o.Priority > 10 {
 		return bad("priority %d: must be between 0 and 10", o.Priority)
 	}
+	if o.Kind != KindGossipKey && len(o.GossipKeys) > 0 {
+		return bad("a %s order names no gossip keys", o.Kind)
+	}
 	switch o.Kind {
 	case KindDeploy:
 		if len(o.Packages) == 0 || len(o.Packages) > 64 {
@@ -151,8 +157,15 @@ func (o *Order) Validate() error {
 		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.Cancels != "" || o.Uninstall {
 			return bad("a scan order carries only targets")
 		}
+	case KindGossipKey:
+		if len(o.Packages) != 0 || o.Mode != "" || o.Reboot != "" || o.Window != "" || o.Timeout != 0 || o.Prefetch || o.Cancels != "" || o.AllowDowngrade || o.Force || o.Uninstall {
+			return bad("a gossip-key order carries only targets and gossip key fingerprints")
+		}
+		if err := validGossipKeyIDs(o.GossipKeys); err != nil {
+			return bad("%v", err)
+		}
 	default:
-		return bad("kind %q: want deploy, cancel or scan", o.Kind)
+		return bad("kind %q: want deploy, cancel, scan or gossip-key", o.Kind)
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func TestScanOrderValidate(t *testing.T) {
 	}
 	o := scanOrder()
 	o.Kind = "rescan"
-	checkErr(t, o.Validate(), ErrBadOrder, "want deploy, cancel or scan")
+	checkErr(t, o.Validate(), ErrBadOrder, "want deploy, cancel, scan or gossip-key")
 }
 
 func FuzzDecodeScan(f *testing.F) {

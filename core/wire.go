@@ -97,6 +97,10 @@ type SyncRequest struct {
 	// MembersVersion is the version of the member list the node holds
 	// (0: none); the coordinator sends a newer one.
 	MembersVersion uint64 `json:"members_version,omitempty"`
+	// GossipKeys are the fingerprints (GossipKeyID) of the gossip keyring
+	// the node holds, primary first: the coordinator's confirmation of a
+	// rotation step, and its cue to send GossipRing.
+	GossipKeys []string `json:"gossip_keys,omitempty"`
 }
 
 // SyncResponse returns pending orders, in sequence order, and the site view.
@@ -109,6 +113,10 @@ type SyncResponse struct {
 	// MemberList, when the node's MembersVersion is behind, is the
 	// coordinator's signed MemberList (TypeMemberList) of its site.
 	MemberList *Envelope `json:"member_list,omitempty"`
+	// GossipRing, when the node's GossipKeys differ from its site's
+	// keyring, is that keyring. Only here, on the node's own stream with
+	// the coordinator, do gossip keys travel after enrollment.
+	GossipRing *GossipRing `json:"gossip_ring,omitempty"`
 }
 
 // OrdersPush delivers signed orders; nodes verify each themselves.

@@ -112,6 +112,8 @@ func (n *Node) intake(env *core.Envelope) bool {
 		n.acceptCancel(env, o)
 	case o.Kind == core.KindScan:
 		n.acceptScan(env, o, cancelledBy)
+	case o.Kind == core.KindGossipKey:
+		n.acceptGossipKey(env, o)
 	}
 	return true
 }

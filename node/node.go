@@ -86,6 +86,8 @@ type Node struct {
 	measuredMu   sync.Mutex
 	lastMeasured []site.Measurement // as last gossiped (republishMeasured)
 
+	ring gossipState // the gossip keyring held: see gossipkeys.go
+
 	syncKick chan struct{}
 	scanWake chan struct{} // a scan order was accepted
 	lost     atomic.Bool   // the coordinator connection was lost
@@ -213,6 +215,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.resumeJobs(); err != nil {
 		return nil, err
 	}
+	n.settleGossip(nil) // gossip-key orders a stop interrupted
 	p2p.Handle(n.h, core.ProtoOrders, maxPushRequest, n.handlePush)
 	p2p.Handle(n.h, core.ProtoStatus, maxStatusRequest, n.relayForwardStatus)
 	p2p.HandleAdmitted(n.h, core.ProtoLogs, core.MaxLogRequest, n.fromCoordinator, n.handleLogs)

@@ -95,7 +95,8 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	// highest sequence that it would still accept; it ignores those it
 	// holds already (intake).
 	req := &core.SyncRequest{AfterSeq: after, Window: core.ReplayWindow, Info: n.info(), SeenMembers: n.SiteMembers(),
-		Clock: n.cfg.now().UTC(), LastRTT: time.Duration(n.lastRTT.Load()), MembersVersion: n.membersVersion()}
+		Clock: n.cfg.now().UTC(), LastRTT: time.Duration(n.lastRTT.Load()), MembersVersion: n.membersVersion(),
+		GossipKeys: n.gossipKeyIDs()}
 	sent := time.Now()
 	resp, err := p2p.Call[core.SyncRequest, core.SyncResponse](cctx, n.h, n.coord.ID, core.ProtoSync, req, maxSyncResponse)
 	if err != nil {
@@ -104,6 +105,9 @@ func (n *Node) syncOnce(ctx context.Context) error {
 	n.lastRTT.Store(int64(time.Since(sent)))
 	if _, err := n.adoptMemberList(resp.MemberList); err != nil {
 		n.log.Warn("the coordinator's member list does not check out; keeping the one held", "err", err)
+	}
+	if resp.GossipRing != nil {
+		n.settleGossip(resp.GossipRing)
 	}
 	for _, env := range resp.Orders {
 		n.intake(env)

@@ -273,7 +273,7 @@ func (c Config) memberlistConfig(d *delegate, logger *slog.Logger) (*memberlist.
 	mc.EnableCompression = c.Compress
 	mc.Delegate = d
 	mc.Events = d
-	mc.Logger = newStdLogger(logger)
+	mc.Logger = newStdLogger(logger, &d.m.undecryptable)
 	if len(c.Keyring) > 0 {
 		kr, err := memberlist.NewKeyring(c.Keyring, c.Keyring[0])
 		if err != nil {

@@ -35,6 +35,9 @@ type Stats struct {
 	// DroppedMessages counts received messages dropped: malformed, too
 	// large, or OnMessage too slow (queue full).
 	DroppedMessages uint64
+	// Undecryptable counts gossip packets and streams no key of the
+	// keyring could decrypt (a peer on another key, or a stranger).
+	Undecryptable uint64
 }
 
 // Membership is this node's membership in its site's memberlist pool.
@@ -46,6 +49,7 @@ type Membership struct {
 	advice    *memberlist.TransmitLimitedQueue // Gossip's advisory messages
 	gossipMax int                              // frames up to this size also go out by gossip
 	site      string
+	keyring   *memberlist.Keyring // nil with InsecureNoEncryption
 
 	mu       sync.Mutex
 	claim    bool   // we compute ourselves as relay and say so in our meta
@@ -64,8 +68,9 @@ type Membership struct {
 	viewSkipped  int
 	viewUnlisted int
 
-	seen    seenSet
-	dropped atomic.Uint64
+	seen          seenSet
+	dropped       atomic.Uint64
+	undecryptable atomic.Uint64
 
 	kick   chan struct{}
 	inbox  chan inbound
@@ -110,6 +115,7 @@ func Join(cfg Config, seeds []string) (*Membership, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.keyring = mc.Keyring
 	m.queue = &memberlist.TransmitLimitedQueue{NumNodes: m.numNodes, RetransmitMult: mc.RetransmitMult}
 	// Advisory gossip is passed on AdviceTransmits times by each member,
 	// whatever the site's size (memberlist's queue scales its limit with
@@ -320,7 +326,8 @@ func (m *Membership) updateNode() {
 func (m *Membership) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{SkippedMembers: m.skipped, Unlisted: m.unlisted, DroppedMessages: m.dropped.Load()}
+	return Stats{SkippedMembers: m.skipped, Unlisted: m.unlisted, DroppedMessages: m.dropped.Load(),
+		Undecryptable: m.undecryptable.Load()}
 }
 
 // Leave tells the pool this node is leaving, waiting up to timeout for the
