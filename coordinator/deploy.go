@@ -159,18 +159,26 @@ func (c *Coordinator) CreateDeployment(req DeployRequest) (*DeploymentView, erro
 	if err := c.st.write(jsonPair(keyDeploy+id, d), seqPair(seq)); err != nil {
 		return nil, err
 	}
-	c.st.seq = seq
-	c.st.deps[id] = d
-	rows := make(map[string]*Row, len(targets))
-	for _, t := range targets {
-		rows[t] = &Row{Node: t, State: core.StateWaiting, Updated: now}
-	}
-	c.st.rows[id] = rows
+	c.adoptOrderLocked(d, now)
 	c.log.Info("deployment created", "id", id, "seq", seq, "packages", len(o.Packages), "targets", len(targets))
 	c.dispatchLocked(env, targets)
 	v := c.viewLocked(d, false)
 	v.Resolved = c.targetViewsLocked(targets)
 	return v, nil
+}
+
+// adoptOrderLocked takes into memory a deployment whose record and order
+// sequence were just written: the coordinator's highest sequence, the
+// deployment, and a WAITING_NOTIFICATION row per target. The caller then
+// hands the order to the mesh (dispatchLocked).
+func (c *Coordinator) adoptOrderLocked(d *Deployment, now time.Time) {
+	c.st.seq = d.Seq
+	c.st.deps[d.ID] = d
+	rows := make(map[string]*Row, len(d.Targets))
+	for _, t := range d.Targets {
+		rows[t] = &Row{Node: t, State: core.StateWaiting, Updated: now}
+	}
+	c.st.rows[d.ID] = rows
 }
 
 // TargetView is one node a deployment resolved to.

@@ -161,13 +161,7 @@ func (c *Coordinator) rotationStepLocked(r *KeyRotation, keys [][]byte, now time
 		return err
 	}
 	*r = next
-	c.st.seq = seq
-	c.st.deps[id] = d
-	rows := make(map[string]*Row, len(targets))
-	for _, t := range targets {
-		rows[t] = &Row{Node: t, State: core.StateWaiting, Updated: now}
-	}
-	c.st.rows[id] = rows
+	c.adoptOrderLocked(d, now)
 	c.st.siteKeys[r.Site] = keys
 	c.st.rotations[r.Site] = r
 	c.log.Info("gossip key rotation step", "site", r.Site, "phase", r.Phase, "order", id, "seq", seq, "targets", len(targets))

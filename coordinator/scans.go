@@ -93,13 +93,7 @@ func (c *Coordinator) CreateScan(req ScanRequest) (*DeploymentView, error) {
 	if err := c.st.write(jsonPair(keyDeploy+id, d), seqPair(seq)); err != nil {
 		return nil, err
 	}
-	c.st.seq = seq
-	c.st.deps[id] = d
-	rows := make(map[string]*Row, len(targets))
-	for _, t := range targets {
-		rows[t] = &Row{Node: t, State: core.StateWaiting, Updated: now}
-	}
-	c.st.rows[id] = rows
+	c.adoptOrderLocked(d, now)
 	c.log.Info("scan order created", "id", id, "seq", seq, "targets", len(targets))
 	c.dispatchLocked(env, targets)
 	return c.viewLocked(d, false), nil
