@@ -183,8 +183,13 @@ type Signer struct {
 // NewSigner makes a fresh signing key under dir (gpg, no passphrase).
 func NewSigner(t testing.TB, dir string) *Signer {
 	t.Helper()
-	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg not found: apt-get install gnupg")
+	for _, tool := range []string{"gpg", "gpgv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not found: .ci/run installs gnupg and gpgv", tool)
+			}
+			t.Skipf("%s not found: apt-get install gnupg gpgv", tool)
+		}
 	}
 	s := &Signer{Home: filepath.Join(dir, "gnupg"), Keyring: filepath.Join(dir, "repo-key.gpg")}
 	if err := os.MkdirAll(s.Home, 0o700); err != nil {
