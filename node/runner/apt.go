@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -110,7 +111,7 @@ func (r *Runner) installApt(ctx context.Context, o *order, p Package, ws workspa
 	}
 	if res.State == core.StateSuccess && res.ExitCode != 0 {
 		last := lastLine(run.Output)
-		if strings.Contains(string(run.Output), "Could not get lock") {
+		if dpkgLockHeld(run.Output) {
 			last = "the dpkg lock stayed held by another process beyond the bound (DPkg::Lock::Timeout in apt_install): " + last
 		}
 		res.State, res.Detail = core.ErrExecute, fmt.Sprintf("%s exited %d installing %s: %s", argv[0], res.ExitCode, strings.Join(names, ", "), last)
@@ -418,4 +419,20 @@ func scanParagraphs(path string, field func(k, v string), end func()) error {
 	}
 	end()
 	return sc.Err()
+}
+
+// dpkgLockHeld reports whether apt's output says it gave up waiting for
+// the dpkg lock. apt words it several ways, depending on whether it could
+// name the holder and which lock it was taking.
+func dpkgLockHeld(out []byte) bool {
+	for _, m := range []string{
+		"Could not get lock",
+		"Unable to acquire the dpkg frontend lock",
+		"Unable to lock the administration directory",
+	} {
+		if bytes.Contains(out, []byte(m)) {
+			return true
+		}
+	}
+	return false
 }

@@ -278,3 +278,20 @@ func TestAptBulkRollsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestDpkgLockHeld: each way apt says it gave up on the dpkg lock counts
+// (under load apt printed only the frontend-lock line, which the bound
+// test then missed), and other failures do not.
+func TestDpkgLockHeld(t *testing.T) {
+	for out, want := range map[string]bool{
+		"E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (apt-get)\n":                      true,
+		"E: Unable to acquire the dpkg frontend lock (/x/var/lib/dpkg/lock-frontend), is another process using it?\n": true,
+		"E: Unable to lock the administration directory (/var/lib/dpkg/), is another process using it?\n":             true,
+		"E: Unable to locate package openssl\n": false,
+		"":                                      false,
+	} {
+		if got := dpkgLockHeld([]byte(out)); got != want {
+			t.Errorf("dpkgLockHeld(%q) = %v, want %v", out, got, want)
+		}
+	}
+}
